@@ -1,0 +1,413 @@
+"""Train an ACT policy from a composed Hydra config.
+
+    python -m act_hydra.train                                   # quickstart: synthetic task, small ACT
+    python -m act_hydra.train experiment=aloha_sim_transfer_cube data.dataset_dir=/data/sim_transfer_cube_scripted
+    python -m act_hydra.train scheduler=cosine logger=wandb
+    python -m act_hydra.train --multirun training.lr=1e-5,5e-5,1e-4
+
+`train()` reads top-down: validate -> device and seed -> data -> policy -> optimizer and
+schedule -> resume -> loop -> summary. Outputs follow the run-directory contract in DESIGN.md.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import signal
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import hydra
+import numpy as np
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from act_hydra.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, restore_rng_state, \
+    rng_state, save_atomic
+from act_hydra.config import TrainConfig
+from act_hydra.data import DatasetError, EpisodeDataset, StepBatchSampler, compute_norm_stats, \
+    ensure_synthetic_dataset, scan_dataset, split_episodes
+from act_hydra.model import ACTPolicy, count_trainable_parameters
+from act_hydra.schedule import build_scheduler
+from act_hydra.tracking import MetricsFile
+from act_hydra.validate import ConfigError, validate_config
+
+log = logging.getLogger("act_hydra.train")
+
+# Exit codes of a single run (documented in the README; OSMO's exitActions name EXIT_PREEMPTED).
+EXIT_BAD_INPUT = 2
+EXIT_DIVERGED = 3
+EXIT_PREEMPTED = 75  # EX_TEMPFAIL: "try again later", the run can resume from its checkpoint
+
+
+class Diverged(RuntimeError):
+    def __init__(self, step: int):
+        super().__init__(
+            f"training diverged: the loss became non-finite at step {step}. The last good "
+            "checkpoint and metrics are kept. Fix: lower training.lr (or set "
+            "training.grad_clip_norm=10) and start a new run directory.")
+        self.step = step
+
+
+class Preempted(RuntimeError):
+    pass
+
+
+@dataclass
+class JobContext:
+    """Where this run sits: its output folder and, in a local sweep, its slot."""
+
+    run_dir: Path
+    job_num: int | None = None  # index in a multirun, None for a single run
+    n_parallel_jobs: int = 1
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def pick_device(requested: str, job_num: int | None) -> torch.device:
+    if requested != "auto":
+        return torch.device(requested)
+    if torch.cuda.is_available():
+        # Round-robin the jobs of a local sweep over the visible GPUs.
+        return torch.device("cuda", (job_num or 0) % torch.cuda.device_count())
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def autocast_context(precision: str, device: torch.device):
+    if precision in ("bf16", "fp16"):
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+        return torch.autocast(device_type=device.type, dtype=dtype)
+    return nullcontext()
+
+
+def resolve_dataset_dir(cfg: TrainConfig) -> Path:
+    if cfg.data.synthetic is not None and not cfg.data.dataset_dir:
+        return ensure_synthetic_dataset(cfg.data.synthetic)
+    if cfg.data.synthetic is not None:
+        return ensure_synthetic_dataset(cfg.data.synthetic, out_dir=Path(cfg.data.dataset_dir))
+    return Path(cfg.data.dataset_dir)
+
+
+def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def find_resume_checkpoint(resume: str, run_dir: Path) -> Path | None:
+    if resume == "never":
+        return None
+    if resume == "auto":
+        last = run_dir / "checkpoints" / "last.pt"
+        return last if last.exists() else None
+    path = Path(resume)
+    if not path.is_file():
+        raise ConfigError(
+            f"training.resume={resume!r} is invalid: no checkpoint file at that path. Fix: pass "
+            "training.resume=auto (continue this run directory), training.resume=never, or the "
+            "path of an existing checkpoints/last.pt.")
+    return path
+
+
+def check_resume_compatible(saved: dict[str, Any], current: dict[str, Any]) -> None:
+    """Refuse to continue a checkpoint under a config that changes its model or data."""
+    changed = [f"{group}.{key}: {saved[group].get(key)!r} -> {value!r}"
+               for group in ("model", "data") for key, value in current[group].items()
+               if key not in ("num_workers", "preload_max_mib")
+               and saved[group].get(key) != value]
+    if changed:
+        raise ConfigError(
+            "cannot resume: the checkpoint was trained with a different model or dataset ("
+            + "; ".join(changed) + "). Fix: restore those values, or start fresh with "
+            "training.resume=never in a new run directory (hydra.run.dir=...). Changing "
+            "training.num_steps to train longer is allowed.")
+
+
+class StopSignal:
+    """SIGTERM (how schedulers preempt) asks the loop to checkpoint and stop."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self):
+        if threading_is_main():
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.requested = True
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+
+
+def threading_is_main() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+@torch.no_grad()
+def evaluate(policy: ACTPolicy, batches: list[dict[str, torch.Tensor]], device, kl_weight,
+             precision: str, seed: int) -> dict[str, float]:
+    """Mean losses over a fixed set of validation batches.
+
+    As in the original, the CVAE encoder runs with a sampled z; the noise is drawn from a
+    forked RNG with a fixed seed so the validation loss is comparable across evaluations and
+    training's own RNG stream (hence exact resume) is untouched.
+    """
+    policy.eval()
+    totals: dict[str, float] = {}
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        for batch in batches:
+            with autocast_context(precision, device):
+                _, parts = policy(to_device(batch, device), kl_weight)
+            for k, v in parts.items():
+                totals[k] = totals.get(k, 0.0) + float(v)
+    policy.train()
+    return {f"val/{k}": v / len(batches) for k, v in totals.items()}
+
+
+def write_summary(run_dir: Path, summary: dict[str, Any]) -> None:
+    tmp = run_dir / "summary.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=2) + "\n")
+    tmp.replace(run_dir / "summary.json")
+
+
+# ----------------------------------------------------------------------------- training
+
+def train(cfg: TrainConfig, job: JobContext, resolved_config: dict[str, Any]) -> dict[str, Any]:
+    t0 = time.time()
+    run_dir = job.run_dir
+    t = cfg.training
+
+    # --- validate everything we can before any side effect ------------------------------
+    validate_config(cfg)
+    resume_path = find_resume_checkpoint(t.resume, run_dir)
+    saved = load_checkpoint(resume_path) if resume_path else None
+    if saved is not None:
+        check_resume_compatible(saved["config"], resolved_config)
+
+    # --- device, threads, seed ------------------------------------------------------------
+    device = pick_device(t.device, job.job_num)
+    if job.job_num is not None and device.type == "cpu":
+        # Parallel sweep jobs share the CPU: give each a fair share of threads.
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // job.n_parallel_jobs))
+    if t.precision == "tf32":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    seed_everything(t.seed)
+
+    # --- data -------------------------------------------------------------------------------
+    dataset_dir = resolve_dataset_dir(cfg)
+    info = scan_dataset(dataset_dir, list(cfg.data.camera_names))
+    train_ids, val_ids = split_episodes(len(info.episode_paths), cfg.data.train_ratio,
+                                        cfg.data.split_seed)
+    if cfg.model.chunk_size > max(info.episode_lengths):
+        log.warning("model.chunk_size=%d is longer than every episode (at most %d steps): the "
+                    "end of each chunk is padding and masked out of the loss.",
+                    cfg.model.chunk_size, max(info.episode_lengths))
+    # Normalisation stats are computed once and then travel with the checkpoint.
+    norm_stats = saved["norm_stats"] if saved else compute_norm_stats(info, train_ids)
+    chunk = cfg.model.chunk_size
+    train_set = EpisodeDataset(info, train_ids, chunk, list(cfg.data.camera_names),
+                               cfg.data.preload_max_mib)
+    val_set = EpisodeDataset(info, val_ids, chunk, list(cfg.data.camera_names),
+                             cfg.data.preload_max_mib)
+    start_step = saved["step"] if saved else 0
+    pin = device.type == "cuda"
+    workers = cfg.data.num_workers
+    loader = torch.utils.data.DataLoader(
+        train_set,
+        batch_sampler=StepBatchSampler(len(train_set), t.batch_size, t.seed, start_step),
+        num_workers=workers, pin_memory=pin, persistent_workers=workers > 0,
+        prefetch_factor=4 if workers > 0 else None)
+    val_sampler = iter(StepBatchSampler(len(val_set), t.batch_size, cfg.data.split_seed))
+    val_batches = [torch.utils.data.default_collate([val_set[i] for i in next(val_sampler)])
+                   for _ in range(t.val_batches)]
+    log.info("dataset %s: %d episodes (%d train, %d val), cameras %s",
+             dataset_dir, len(info.episode_paths), len(train_ids), len(val_ids),
+             list(cfg.data.camera_names))
+
+    # --- policy, optimizer, schedule ----------------------------------------------------------
+    policy = ACTPolicy(cfg.model, info.state_dim, info.action_dim, norm_stats).to(device)
+    log.info("trainable parameters: %d", count_trainable_parameters(policy))
+    backbone = [p for n, p in policy.named_parameters() if "backbone" in n and p.requires_grad]
+    rest = [p for n, p in policy.named_parameters() if "backbone" not in n and p.requires_grad]
+    optimizer = torch.optim.AdamW(
+        [{"params": rest, "lr": t.lr}, {"params": backbone, "lr": t.lr_backbone}],
+        lr=t.lr, weight_decay=t.weight_decay)
+    scheduler = build_scheduler(optimizer, cfg.scheduler, t.lr, t.num_steps)
+    scaler = torch.amp.GradScaler(device.type, enabled=t.precision == "fp16")
+    best_val, best_step = float("inf"), None
+    if saved:
+        policy.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        # The schedule's length follows the *current* num_steps, so training longer works.
+        scheduler.lr_lambdas = build_scheduler(optimizer, cfg.scheduler, t.lr,
+                                               t.num_steps).lr_lambdas
+        scaler.load_state_dict(saved["scaler"])
+        best_val, best_step = saved["best_val_loss"], saved["best_val_step"]
+        restore_rng_state(saved["rng"])
+        log.info("resumed from %s at step %d", resume_path, start_step)
+
+    def checkpoint(step_next: int) -> dict[str, Any]:
+        return {
+            "format": CHECKPOINT_FORMAT, "step": step_next, "model": policy.state_dict(),
+            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict(), "rng": rng_state(), "norm_stats": norm_stats,
+            "best_val_loss": best_val, "best_val_step": best_step, "config": resolved_config,
+        }
+
+    # --- loop -------------------------------------------------------------------------------
+    ckpt_dir = run_dir / "checkpoints"
+    metrics = MetricsFile(run_dir / "metrics.jsonl", resume_step=start_step if saved else None)
+    # Losses stay on the device between log steps: reading them every step would force a host
+    # synchronisation. A non-finite loss is remembered on the device and checked at log,
+    # eval and save steps, before anything is written.
+    first_bad_step = torch.tensor(-1, device=device)
+    status, step = "completed", start_step
+    progress = None
+    if t.progress_bar and sys.stderr.isatty():
+        from tqdm import tqdm
+        progress = tqdm(total=t.num_steps, initial=start_step, desc="train", dynamic_ncols=True)
+
+    def raise_if_diverged():
+        bad = int(first_bad_step)
+        if bad >= 0:
+            raise Diverged(bad)
+
+    policy.train()
+    batches = iter(loader)
+    try:
+        with StopSignal() as stop:
+            for step in range(start_step, t.num_steps):
+                batch = to_device(next(batches), device)
+                lrs = [g["lr"] for g in optimizer.param_groups]  # the rates of this update
+                with autocast_context(t.precision, device):
+                    loss, parts = policy(batch, t.kl_weight)
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
+                max_norm = t.grad_clip_norm if t.grad_clip_norm > 0 else float("inf")
+                grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), max_norm)
+                scaler.step(optimizer)
+                scaler.update()
+                scheduler.step()
+                bad_now = ~torch.isfinite(loss.detach())
+                first_bad_step = torch.where(bad_now & (first_bad_step < 0),
+                                             torch.tensor(step, device=device), first_bad_step)
+
+                last = step == t.num_steps - 1
+                if step % t.log_every == 0 or last:
+                    raise_if_diverged()
+                    row = {"step": step, **{f"train/{k}": float(v) for k, v in parts.items()},
+                           "lr": lrs[0], "lr_backbone": lrs[1], "grad_norm": float(grad_norm)}
+                    metrics.write(row)
+                    log.info("step %d  loss %.4f  l1 %.4f  kl %.4f  lr %.3g", step,
+                             row["train/loss"], row["train/l1"], row["train/kl"], lrs[0])
+                if (step + 1) % t.eval_every == 0 or last:
+                    raise_if_diverged()
+                    val = evaluate(policy, val_batches, device, t.kl_weight, t.precision,
+                                   cfg.data.split_seed)
+                    metrics.write({"step": step, **val})
+                    log.info("step %d  val/loss %.4f", step, val["val/loss"])
+                    if val["val/loss"] < best_val:
+                        best_val, best_step = val["val/loss"], step
+                        save_atomic(checkpoint(step + 1), ckpt_dir / "best.pt")
+                if (step + 1) % t.save_every == 0 or last or stop.requested:
+                    raise_if_diverged()
+                    save_atomic(checkpoint(step + 1), ckpt_dir / "last.pt")
+                if progress is not None:
+                    progress.update(1)
+                if stop.requested and not last:
+                    raise Preempted(f"SIGTERM received: checkpoint saved at step {step + 1}")
+            step = t.num_steps
+    except Diverged as err:
+        status, step = "diverged", err.step
+        raise
+    except (Preempted, KeyboardInterrupt):
+        status, step = "interrupted", step + 1
+        raise
+    except BaseException:
+        status = "failed"
+        raise
+    finally:
+        metrics.close()
+        if progress is not None:
+            progress.close()
+        summary = {"status": status, "steps_done": step, "num_steps": t.num_steps,
+                   "best_val_loss": best_val if best_step is not None else None,
+                   "best_val_step": best_step, "wall_time_s": round(time.time() - t0, 3)}
+        if status == "diverged":
+            summary["diverged_at_step"] = step
+        write_summary(run_dir, summary)
+        log.info("summary: %s", json.dumps(summary))
+    return summary
+
+
+# ----------------------------------------------------------------------------- CLI
+
+def job_context() -> JobContext:
+    hc = HydraConfig.get()
+    run_dir = Path(hc.runtime.output_dir)
+    if hc.mode == RunMode.MULTIRUN:
+        n_jobs = hc.launcher.get("n_jobs", 1) if "launcher" in hc else 1
+        return JobContext(run_dir, job_num=hc.job.num, n_parallel_jobs=max(1, int(n_jobs or 1)))
+    return JobContext(run_dir)
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+def main(dcfg: DictConfig) -> float | None:
+    job = job_context()
+    in_sweep = job.job_num is not None
+    try:
+        missing = sorted(OmegaConf.missing_keys(dcfg))
+        if missing:
+            raise ConfigError(" ".join(
+                f"{key} is required but not set. Fix: pass {key}=<value> on the command line."
+                for key in missing))
+        resolved = OmegaConf.to_container(dcfg, resolve=True)
+        cfg: TrainConfig = OmegaConf.to_object(dcfg)
+        summary = train(cfg, job, resolved)
+    except (ConfigError, DatasetError) as err:
+        if in_sweep:  # let Hydra record this job as failed; the other jobs go on
+            raise
+        log.error("%s", err)
+        sys.exit(EXIT_BAD_INPUT)
+    except Diverged as err:
+        if in_sweep:
+            raise
+        log.error("%s", err)
+        sys.exit(EXIT_DIVERGED)
+    except Preempted as err:
+        if in_sweep:
+            raise
+        log.warning("%s; exiting with code %d so the scheduler reschedules the task",
+                    err, EXIT_PREEMPTED)
+        sys.exit(EXIT_PREEMPTED)
+    # The value a sweeper would minimise.
+    return summary["best_val_loss"]
+
+
+if __name__ == "__main__":
+    main()

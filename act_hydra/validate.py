@@ -1,0 +1,135 @@
+"""Range and consistency rules that types alone cannot express.
+
+Runs on the composed config before any side effect (no dataset generation, no model, no
+checkpoint, no W&B). Every message names the key, the value, the rule and a fix in Hydra
+override syntax, and all problems are reported at once.
+"""
+
+from __future__ import annotations
+
+from act_hydra.config import TrainConfig
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
+SCHEDULERS = ("none", "cosine")
+LOGGER_BACKENDS = ("none", "wandb")
+LOGGER_MODES = ("online", "offline", "disabled")
+ACTIVATIONS = ("relu", "gelu", "glu")
+BACKBONES = ("resnet18", "resnet34", "resnet50")
+
+
+class ConfigError(ValueError):
+    """A config value breaks a rule; the message says which and how to fix it."""
+
+
+def _problem(key: str, value, rule: str, fix: str) -> str:
+    return f"{key}={value!r} is invalid: {rule}. Fix: {fix}."
+
+
+def collect_problems(cfg: TrainConfig) -> list[str]:
+    t, m, d, s, lg = cfg.training, cfg.model, cfg.data, cfg.scheduler, cfg.logger
+    problems: list[str] = []
+
+    def check(ok: bool, key: str, value, rule: str, fix: str) -> None:
+        if not ok:
+            problems.append(_problem(key, value, rule, fix))
+
+    # training
+    check(t.lr > 0, "training.lr", t.lr, "the learning rate must be > 0", "pass training.lr=1e-5")
+    check(t.lr_backbone >= 0, "training.lr_backbone", t.lr_backbone,
+          "the backbone learning rate must be >= 0 (0 freezes the backbone)",
+          "pass training.lr_backbone=1e-5")
+    check(t.weight_decay >= 0, "training.weight_decay", t.weight_decay,
+          "weight decay must be >= 0", "pass training.weight_decay=1e-4")
+    check(t.batch_size >= 1, "training.batch_size", t.batch_size,
+          "the batch size must be >= 1", "pass training.batch_size=8")
+    check(t.num_steps >= 1, "training.num_steps", t.num_steps,
+          "the number of optimizer updates must be >= 1", "pass training.num_steps=1000")
+    check(t.kl_weight >= 0, "training.kl_weight", t.kl_weight,
+          "the KL weight must be >= 0", "pass training.kl_weight=10")
+    check(t.grad_clip_norm >= 0, "training.grad_clip_norm", t.grad_clip_norm,
+          "the clipping norm must be >= 0 (0 disables clipping)", "pass training.grad_clip_norm=10")
+    for key in ("log_every", "eval_every", "save_every", "val_batches"):
+        value = getattr(t, key)
+        check(value >= 1, f"training.{key}", value, "it must be >= 1", f"pass training.{key}=100")
+    device_kind = t.device.split(":")[0]
+    check(device_kind in DEVICES and (":" not in t.device or device_kind == "cuda"),
+          "training.device", t.device, f"it must be one of {', '.join(DEVICES)} or cuda:N",
+          "pass training.device=auto")
+    check(t.precision in PRECISIONS, "training.precision", t.precision,
+          f"it must be one of {', '.join(PRECISIONS)}", "pass training.precision=fp32")
+    check(t.resume.strip() != "", "training.resume", t.resume,
+          "it must be auto, never or the path of a checkpoint", "pass training.resume=auto")
+
+    # model
+    check(m.chunk_size >= 1, "model.chunk_size", m.chunk_size,
+          "the action chunk must hold at least one action", "pass model.chunk_size=100")
+    check(m.dim_model >= 1 and m.n_heads >= 1 and m.dim_model % max(m.n_heads, 1) == 0,
+          "model.dim_model", m.dim_model,
+          f"it must be a positive multiple of model.n_heads={m.n_heads}",
+          "pass model.dim_model=512 model.n_heads=8")
+    check(m.dim_feedforward >= 1, "model.dim_feedforward", m.dim_feedforward,
+          "it must be >= 1", "pass model.dim_feedforward=3200")
+    for key in ("n_encoder_layers", "n_decoder_layers", "n_vae_encoder_layers", "latent_dim"):
+        value = getattr(m, key)
+        check(value >= 1, f"model.{key}", value, "it must be >= 1", f"pass model.{key}=4")
+    check(0 <= m.dropout < 1, "model.dropout", m.dropout, "it must be in [0, 1)",
+          "pass model.dropout=0.1")
+    check(m.feedforward_activation in ACTIVATIONS, "model.feedforward_activation",
+          m.feedforward_activation, f"it must be one of {', '.join(ACTIVATIONS)}",
+          "pass model.feedforward_activation=relu")
+    check(m.vision_backbone in BACKBONES, "model.vision_backbone", m.vision_backbone,
+          f"it must be one of {', '.join(BACKBONES)}", "pass model.vision_backbone=resnet18")
+
+    # data
+    check(0 < d.train_ratio < 1, "data.train_ratio", d.train_ratio,
+          "it must be in (0, 1) so both the train and the validation split get episodes",
+          "pass data.train_ratio=0.8")
+    check(len(d.camera_names) >= 1, "data.camera_names", list(d.camera_names),
+          "at least one camera is needed (ACT is a vision policy)", "pass data.camera_names=[top]")
+    check(d.num_workers >= 0, "data.num_workers", d.num_workers, "it must be >= 0",
+          "pass data.num_workers=2")
+    check(d.preload_max_mib >= 0, "data.preload_max_mib", d.preload_max_mib,
+          "it must be >= 0 (0 always reads from disk)", "pass data.preload_max_mib=1024")
+    if d.synthetic is None:
+        check(bool(d.dataset_dir), "data.dataset_dir", d.dataset_dir,
+              "a folder of episode_*.hdf5 files is required for recorded data",
+              "pass data.dataset_dir=/path/to/episodes (or data=synthetic for the built-in task)")
+    else:
+        syn = d.synthetic
+        check(syn.num_episodes >= 2, "data.synthetic.num_episodes", syn.num_episodes,
+              "the train/val split needs at least 2 episodes", "pass data.synthetic.num_episodes=50")
+        check(syn.episode_len >= 2, "data.synthetic.episode_len", syn.episode_len,
+              "an episode needs at least 2 steps", "pass data.synthetic.episode_len=60")
+        check(syn.image_size >= 32, "data.synthetic.image_size", syn.image_size,
+              "ResNet downsamples by 32, so images need at least 32 pixels per side",
+              "pass data.synthetic.image_size=64")
+
+    # scheduler
+    check(s.name in SCHEDULERS, "scheduler.name", s.name,
+          f"it must be one of {', '.join(SCHEDULERS)}", "pass scheduler=cosine or scheduler=none")
+    if s.name == "cosine":
+        check(s.warmup_steps >= 0, "scheduler.warmup_steps", s.warmup_steps,
+              "the warmup length must be >= 0", "pass scheduler.warmup_steps=500")
+        check(s.warmup_steps < t.num_steps, "scheduler.warmup_steps", s.warmup_steps,
+              f"the warmup must end before training.num_steps={t.num_steps}",
+              f"pass scheduler.warmup_steps={max(t.num_steps // 10, 0)} or raise training.num_steps")
+        check(s.min_lr >= 0, "scheduler.min_lr", s.min_lr, "the LR floor must be >= 0",
+              "pass scheduler.min_lr=1e-7")
+        check(s.min_lr <= t.lr, "scheduler.min_lr", s.min_lr,
+              f"the LR floor must not exceed training.lr={t.lr}",
+              f"pass scheduler.min_lr={t.lr / 100:g}")
+
+    # logger
+    check(lg.backend in LOGGER_BACKENDS, "logger.backend", lg.backend,
+          f"it must be one of {', '.join(LOGGER_BACKENDS)}", "pass logger=wandb or logger=none")
+    check(lg.mode in LOGGER_MODES, "logger.mode", lg.mode,
+          f"it must be one of {', '.join(LOGGER_MODES)}", "pass logger.mode=offline")
+    return problems
+
+
+def validate_config(cfg: TrainConfig) -> None:
+    """Raise ConfigError listing every broken rule."""
+    problems = collect_problems(cfg)
+    if problems:
+        raise ConfigError("\n".join(problems))
