@@ -51,3 +51,32 @@ class MetricsFile:
 
     def close(self) -> None:
         self._file.close()
+
+
+class Tracker:
+    """metrics.jsonl always; W&B as well when logger=wandb (imported only then)."""
+
+    def __init__(self, run_dir: Path, logger_cfg, resolved_config: dict[str, Any],
+                 resume_step: int | None = None, wandb_run_id: str | None = None):
+        self.metrics = MetricsFile(run_dir / "metrics.jsonl", resume_step)
+        self.wandb = None
+        if logger_cfg.backend == "wandb":
+            from act_hydra.wandb_logger import WandbLogger
+
+            self.wandb = WandbLogger(logger_cfg, run_dir, resolved_config, run_id=wandb_run_id)
+
+    @property
+    def wandb_run_id(self) -> str | None:
+        return self.wandb.id if self.wandb is not None else None
+
+    def log(self, row: dict[str, Any]) -> None:
+        self.metrics.write(row)
+        if self.wandb is not None:
+            self.wandb.log(row)
+
+    def finish(self, summary: dict[str, Any], checkpoints: list[Path], exit_code: int) -> None:
+        self.metrics.close()
+        if self.wandb is not None:
+            self.wandb.set_summary(summary)
+            self.wandb.log_checkpoints([p for p in checkpoints if p.exists()])
+            self.wandb.finish(exit_code)

@@ -37,7 +37,7 @@ from act_hydra.data import DatasetError, EpisodeDataset, StepBatchSampler, compu
     ensure_synthetic_dataset, scan_dataset, split_episodes
 from act_hydra.model import ACTPolicy, count_trainable_parameters
 from act_hydra.schedule import build_scheduler
-from act_hydra.tracking import MetricsFile
+from act_hydra.tracking import Tracker
 from act_hydra.validate import ConfigError, validate_config
 
 log = logging.getLogger("act_hydra.train")
@@ -205,6 +205,10 @@ def train(cfg: TrainConfig, job: JobContext, resolved_config: dict[str, Any]) ->
     saved = load_checkpoint(resume_path) if resume_path else None
     if saved is not None:
         check_resume_compatible(saved["config"], resolved_config)
+    if cfg.logger.backend == "wandb":
+        from act_hydra.wandb_logger import check_wandb_ready
+
+        check_wandb_ready(cfg.logger)
 
     # --- device, threads, seed ------------------------------------------------------------
     device = pick_device(t.device, job.job_num)
@@ -276,11 +280,14 @@ def train(cfg: TrainConfig, job: JobContext, resolved_config: dict[str, Any]) ->
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
             "scaler": scaler.state_dict(), "rng": rng_state(), "norm_stats": norm_stats,
             "best_val_loss": best_val, "best_val_step": best_step, "config": resolved_config,
+            "wandb_run_id": tracker.wandb_run_id,
         }
 
     # --- loop -------------------------------------------------------------------------------
     ckpt_dir = run_dir / "checkpoints"
-    metrics = MetricsFile(run_dir / "metrics.jsonl", resume_step=start_step if saved else None)
+    tracker = Tracker(run_dir, cfg.logger, resolved_config,
+                      resume_step=start_step if saved else None,
+                      wandb_run_id=saved.get("wandb_run_id") if saved else None)
     # Losses stay on the device between log steps: reading them every step would force a host
     # synchronisation. A non-finite loss is remembered on the device and checked at log,
     # eval and save steps, before anything is written.
@@ -298,6 +305,7 @@ def train(cfg: TrainConfig, job: JobContext, resolved_config: dict[str, Any]) ->
 
     policy.train()
     batches = iter(loader)
+    window_start, window_steps = time.perf_counter(), 0  # throughput between log rows
     try:
         with StopSignal() as stop:
             for step in range(start_step, t.num_steps):
@@ -318,18 +326,22 @@ def train(cfg: TrainConfig, job: JobContext, resolved_config: dict[str, Any]) ->
                                              torch.tensor(step, device=device), first_bad_step)
 
                 last = step == t.num_steps - 1
+                window_steps += 1
                 if step % t.log_every == 0 or last:
                     raise_if_diverged()
+                    elapsed = time.perf_counter() - window_start
                     row = {"step": step, **{f"train/{k}": float(v) for k, v in parts.items()},
-                           "lr": lrs[0], "lr_backbone": lrs[1], "grad_norm": float(grad_norm)}
-                    metrics.write(row)
+                           "lr": lrs[0], "lr_backbone": lrs[1], "grad_norm": float(grad_norm),
+                           "samples_per_s": window_steps * t.batch_size / max(elapsed, 1e-9)}
+                    window_start, window_steps = time.perf_counter(), 0
+                    tracker.log(row)
                     log.info("step %d  loss %.4f  l1 %.4f  kl %.4f  lr %.3g", step,
                              row["train/loss"], row["train/l1"], row["train/kl"], lrs[0])
                 if (step + 1) % t.eval_every == 0 or last:
                     raise_if_diverged()
                     val = evaluate(policy, val_batches, device, t.kl_weight, t.precision,
                                    cfg.data.split_seed)
-                    metrics.write({"step": step, **val})
+                    tracker.log({"step": step, **val})
                     log.info("step %d  val/loss %.4f", step, val["val/loss"])
                     if val["val/loss"] < best_val:
                         best_val, best_step = val["val/loss"], step
@@ -352,7 +364,6 @@ def train(cfg: TrainConfig, job: JobContext, resolved_config: dict[str, Any]) ->
         status = "failed"
         raise
     finally:
-        metrics.close()
         if progress is not None:
             progress.close()
         summary = {"status": status, "steps_done": step, "num_steps": t.num_steps,
@@ -362,6 +373,9 @@ def train(cfg: TrainConfig, job: JobContext, resolved_config: dict[str, Any]) ->
             summary["diverged_at_step"] = step
         write_summary(run_dir, summary)
         log.info("summary: %s", json.dumps(summary))
+        exit_code = {"completed": 0, "diverged": EXIT_DIVERGED,
+                     "interrupted": EXIT_PREEMPTED}.get(status, 1)
+        tracker.finish(summary, [ckpt_dir / "best.pt", ckpt_dir / "last.pt"], exit_code)
     return summary
 
 
