@@ -390,10 +390,21 @@ def job_context() -> JobContext:
     return JobContext(run_dir)
 
 
+def record_sweep_job_failure(run_dir: Path, err: BaseException) -> None:
+    """In a sweep a failed job leaves a summary that says why, for the sweep summary table."""
+    path = run_dir / "summary.json"
+    summary = json.loads(path.read_text()) if path.exists() else {"status": "failed"}
+    summary["error"] = f"{type(err).__name__}: {err}"
+    write_summary(run_dir, summary)
+
+
+EXIT_CODES = {ConfigError: EXIT_BAD_INPUT, DatasetError: EXIT_BAD_INPUT,
+              Diverged: EXIT_DIVERGED, Preempted: EXIT_PREEMPTED}
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(dcfg: DictConfig) -> float | None:
     job = job_context()
-    in_sweep = job.job_num is not None
     try:
         missing = sorted(OmegaConf.missing_keys(dcfg))
         if missing:
@@ -403,22 +414,22 @@ def main(dcfg: DictConfig) -> float | None:
         resolved = OmegaConf.to_container(dcfg, resolve=True)
         cfg: TrainConfig = OmegaConf.to_object(dcfg)
         summary = train(cfg, job, resolved)
-    except (ConfigError, DatasetError) as err:
-        if in_sweep:  # let Hydra record this job as failed; the other jobs go on
+    except tuple(EXIT_CODES) as err:
+        if job.job_num is not None:
+            # In a sweep the job must not exit the (reused) worker process: record why it
+            # failed and let the sweep summary report it; the other jobs go on.
+            log.error("%s", err)
+            record_sweep_job_failure(job.run_dir, err)
+            return None
+        code = EXIT_CODES[type(err)]
+        (log.warning if code == EXIT_PREEMPTED else log.error)("%s (exit code %d)", err, code)
+        sys.exit(code)
+    except Exception as err:
+        if job.job_num is None:
             raise
-        log.error("%s", err)
-        sys.exit(EXIT_BAD_INPUT)
-    except Diverged as err:
-        if in_sweep:
-            raise
-        log.error("%s", err)
-        sys.exit(EXIT_DIVERGED)
-    except Preempted as err:
-        if in_sweep:
-            raise
-        log.warning("%s; exiting with code %d so the scheduler reschedules the task",
-                    err, EXIT_PREEMPTED)
-        sys.exit(EXIT_PREEMPTED)
+        log.exception("job %d failed", job.job_num)  # Hydra 1.3 leaves no traceback in the log
+        record_sweep_job_failure(job.run_dir, err)
+        return None
     # The value a sweeper would minimise.
     return summary["best_val_loss"]
 

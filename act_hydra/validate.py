@@ -14,7 +14,7 @@ PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
 SCHEDULERS = ("none", "cosine")
 LOGGER_BACKENDS = ("none", "wandb")
 LOGGER_MODES = ("online", "offline", "disabled")
-ACTIVATIONS = ("relu", "gelu", "glu")
+ACTIVATIONS = ("relu", "gelu")
 BACKBONES = ("resnet18", "resnet34", "resnet50")
 
 
@@ -64,9 +64,11 @@ def collect_problems(cfg: TrainConfig) -> list[str]:
     # model
     check(m.chunk_size >= 1, "model.chunk_size", m.chunk_size,
           "the action chunk must hold at least one action", "pass model.chunk_size=100")
-    check(m.dim_model >= 1 and m.n_heads >= 1 and m.dim_model % max(m.n_heads, 1) == 0,
+    check(m.dim_model >= 4 and m.n_heads >= 1 and m.dim_model % max(m.n_heads, 1) == 0
+          and m.dim_model % 4 == 0,
           "model.dim_model", m.dim_model,
-          f"it must be a positive multiple of model.n_heads={m.n_heads}",
+          f"it must be a positive multiple of model.n_heads={m.n_heads} and of 4 (the 2D sine "
+          "position embedding splits it into x/y sine/cosine quarters)",
           "pass model.dim_model=512 model.n_heads=8")
     check(m.dim_feedforward >= 1, "model.dim_feedforward", m.dim_feedforward,
           "it must be >= 1", "pass model.dim_feedforward=3200")

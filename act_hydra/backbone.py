@@ -1,0 +1,80 @@
+"""ResNet image backbone of ACT, and the offline-safe loading of its ImageNet weights.
+
+As in the original (act:detr/models/backbone.py) the ResNet uses FrozenBatchNorm2d: its BN
+statistics and affine terms are buffers, so they neither train nor depend on the batch, while the
+conv weights do train (at ``training.lr_backbone``). Only the ``layer4`` feature map is kept;
+avgpool and fc are dropped.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
+import torchvision
+from torch import nn
+from torchvision.models._utils import IntermediateLayerGetter
+from torchvision.ops.misc import FrozenBatchNorm2d
+
+# Set to 1 to let torchvision download missing weights. Off by default because a download
+# attempt without network can hang for minutes before failing, e.g. on a cluster node.
+ALLOW_DOWNLOAD_ENV = "ACT_HYDRA_ALLOW_DOWNLOAD"
+SUPPORTED_BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+
+
+class BackboneWeightsError(RuntimeError):
+    """The ImageNet weights asked for by ``model.pretrained_backbone=true`` are unavailable."""
+
+
+def imagenet_weights(name: str) -> torchvision.models.WeightsEnum:
+    """The torchvision weights the original ACT uses (``pretrained=True`` meant IMAGENET1K_V1)."""
+    return torchvision.models.get_model_weights(name).IMAGENET1K_V1
+
+
+def weights_cache_path(weights: torchvision.models.WeightsEnum) -> Path:
+    """Where ``torch.hub.load_state_dict_from_url`` looks for (and would download) the file."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(weights.url).path)
+
+
+def _weights_error(name: str, weights, path: Path, reason: str) -> BackboneWeightsError:
+    return BackboneWeightsError(
+        f"model.pretrained_backbone=true needs torchvision's ImageNet weights for {name} "
+        f"({weights}), but {reason}.\n"
+        f"torchvision looks for them at {path} (torch.hub.get_dir()/checkpoints; set TORCH_HOME "
+        "to move it).\nFix it with one of:\n"
+        "  - train the backbone from scratch: model.pretrained_backbone=false\n"
+        f"  - put {path.name} (from {weights.url}) at that path, or point TORCH_HOME at a folder "
+        f"whose checkpoints/ holds it\n"
+        f"  - let torchvision download it (needs network): {ALLOW_DOWNLOAD_ENV}=1"
+    )
+
+
+def load_imagenet_state_dict(name: str) -> dict[str, torch.Tensor]:
+    """ImageNet state dict of ``name`` from torchvision's cache, never touching the network
+    unless ``ACT_HYDRA_ALLOW_DOWNLOAD=1``. Raises BackboneWeightsError with the fix otherwise."""
+    weights = imagenet_weights(name)
+    path = weights_cache_path(weights)
+    allow_download = os.environ.get(ALLOW_DOWNLOAD_ENV, "").lower() in ("1", "true", "yes")
+    # Check the cache ourselves first: torchvision would otherwise start a download.
+    if not path.is_file() and not allow_download:
+        raise _weights_error(name, weights, path, "the file is not in the cache")
+    try:
+        return weights.get_state_dict(progress=False, check_hash=True)
+    except Exception as exc:  # offline download, truncated file, ...: same fix applies
+        raise _weights_error(name, weights, path, f"loading them failed ({exc!r})") from exc
+
+
+def build_backbone(name: str, pretrained: bool) -> tuple[nn.Module, int]:
+    """ResNet up to layer4 with frozen BN. Returns (module, feature channels). The module maps
+    (B, 3, H, W) to ``{"feature_map": (B, C, H/32, W/32)}``."""
+    if name not in SUPPORTED_BACKBONES:
+        raise ValueError(f"model.vision_backbone={name!r}: expected one of {SUPPORTED_BACKBONES}")
+    resnet = torchvision.models.get_model(name, weights=None, norm_layer=FrozenBatchNorm2d)
+    if pretrained:
+        # FrozenBatchNorm2d drops the checkpoint's num_batches_tracked keys, so strict loading
+        # still checks every conv weight and BN statistic.
+        resnet.load_state_dict(load_imagenet_state_dict(name))
+    channels = resnet.fc.in_features
+    return IntermediateLayerGetter(resnet, return_layers={"layer4": "feature_map"}), channels
