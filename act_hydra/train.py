@@ -45,6 +45,7 @@ log = logging.getLogger("act_hydra.train")
 # Exit codes of a single run (documented in the README; OSMO's exitActions name EXIT_PREEMPTED).
 EXIT_BAD_INPUT = 2
 EXIT_DIVERGED = 3
+EXIT_IO_ERROR = 4  # disk full, unwritable output, vanished dataset: earlier results are intact
 EXIT_PREEMPTED = 75  # EX_TEMPFAIL: "try again later", the run can resume from its checkpoint
 
 
@@ -59,6 +60,10 @@ class Diverged(RuntimeError):
 
 class Preempted(RuntimeError):
     pass
+
+
+class RunIOError(RuntimeError):
+    """The file system failed the run (not the config): say where, and what is still intact."""
 
 
 @dataclass
@@ -97,19 +102,36 @@ def autocast_context(precision: str, device: torch.device):
 
 
 def resolve_dataset_dir(cfg: TrainConfig) -> Path:
-    if cfg.data.synthetic is not None and not cfg.data.dataset_dir:
-        return ensure_synthetic_dataset(cfg.data.synthetic)
-    if cfg.data.synthetic is not None:
-        return ensure_synthetic_dataset(cfg.data.synthetic, out_dir=Path(cfg.data.dataset_dir))
-    return Path(cfg.data.dataset_dir)
+    """Recorded data is read in place; the synthetic task is generated once into a cache."""
+    if cfg.data.synthetic is None:
+        return Path(cfg.data.dataset_dir)
+    # For the synthetic task, dataset_dir (when set) is the cache root.
+    return ensure_synthetic_dataset(cfg.data.synthetic, cache_root=cfg.data.dataset_dir)
 
 
 def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
+def check_run_dir_writable(run_dir: Path) -> None:
+    probe = run_dir / ".write_probe"
+    try:
+        (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as err:
+        raise ConfigError(
+            f"hydra.run.dir={str(run_dir)!r} is invalid: the run directory must be writable "
+            f"({err.strerror}). Fix: pass hydra.run.dir=<a writable folder>.") from err
+
+
 def find_resume_checkpoint(resume: str, run_dir: Path) -> Path | None:
     if resume == "never":
+        if (run_dir / "checkpoints" / "last.pt").exists():
+            raise ConfigError(
+                f"training.resume=never is invalid here: {run_dir} already holds a run "
+                "(checkpoints/last.pt) that starting over would overwrite. Fix: pass "
+                "hydra.run.dir=<a new folder>, or training.resume=auto to continue it.")
         return None
     if resume == "auto":
         last = run_dir / "checkpoints" / "last.pt"
@@ -201,8 +223,20 @@ def train(cfg: TrainConfig, job: JobContext, resolved_config: dict[str, Any]) ->
 
     # --- validate everything we can before any side effect ------------------------------
     validate_config(cfg)
+    check_run_dir_writable(run_dir)
     resume_path = find_resume_checkpoint(t.resume, run_dir)
-    saved = load_checkpoint(resume_path) if resume_path else None
+    try:
+        saved = load_checkpoint(resume_path) if resume_path else None
+    except Exception as err:  # truncated or foreign file
+        raise ConfigError(
+            f"training.resume={t.resume!r}: {resume_path} is not a readable act-hydra "
+            f"checkpoint ({type(err).__name__}: {err}). Fix: pass training.resume=<path of a "
+            "checkpoints/last.pt written by act-hydra>, or training.resume=never in a new "
+            "hydra.run.dir.") from err
+    if saved is not None and not (isinstance(saved, dict) and "format" in saved):
+        raise ConfigError(
+            f"training.resume={t.resume!r}: {resume_path} was not written by act-hydra (no "
+            "'format' entry). Fix: point training.resume at an act-hydra checkpoints/last.pt.")
     if saved is not None:
         check_resume_compatible(saved["config"], resolved_config)
     if cfg.logger.backend == "wandb":
@@ -285,8 +319,21 @@ def train(cfg: TrainConfig, job: JobContext, resolved_config: dict[str, Any]) ->
 
     # --- loop -------------------------------------------------------------------------------
     ckpt_dir = run_dir / "checkpoints"
-    tracker = Tracker(run_dir, cfg.logger, resolved_config,
-                      resume_step=start_step if saved else None,
+    for stale in ckpt_dir.glob(".*.tmp-*"):  # left by a run killed while saving
+        stale.unlink(missing_ok=True)
+
+    def save(name: str, step_next: int) -> None:
+        try:
+            save_atomic(checkpoint(step_next), ckpt_dir / name)
+        except OSError as err:
+            raise RunIOError(
+                f"could not write {ckpt_dir / name} ({err.strerror or err}); the previous "
+                f"checkpoint there is intact. Fix: free disk space or pass hydra.run.dir=<a "
+                "folder with room>, then run the same command again to resume.") from err
+
+    # Rows at or after start_step are dropped (a killed run may have logged past its last
+    # checkpoint; a fresh start in a used folder drops them all) so each step appears once.
+    tracker = Tracker(run_dir, cfg.logger, resolved_config, resume_step=start_step,
                       wandb_run_id=saved.get("wandb_run_id") if saved else None)
     # Losses stay on the device between log steps: reading them every step would force a host
     # synchronisation. A non-finite loss is remembered on the device and checked at log,
@@ -309,7 +356,13 @@ def train(cfg: TrainConfig, job: JobContext, resolved_config: dict[str, Any]) ->
     try:
         with StopSignal() as stop:
             for step in range(start_step, t.num_steps):
-                batch = to_device(next(batches), device)
+                try:
+                    batch = to_device(next(batches), device)
+                except OSError as err:
+                    raise RunIOError(
+                        f"could not read the dataset mid-run ({err}); checkpoints and metrics "
+                        "written so far are intact. Fix: restore the episode files in "
+                        "data.dataset_dir and run the same command again to resume.") from err
                 lrs = [g["lr"] for g in optimizer.param_groups]  # the rates of this update
                 with autocast_context(t.precision, device):
                     loss, parts = policy(batch, t.kl_weight)
@@ -345,10 +398,10 @@ def train(cfg: TrainConfig, job: JobContext, resolved_config: dict[str, Any]) ->
                     log.info("step %d  val/loss %.4f", step, val["val/loss"])
                     if val["val/loss"] < best_val:
                         best_val, best_step = val["val/loss"], step
-                        save_atomic(checkpoint(step + 1), ckpt_dir / "best.pt")
+                        save("best.pt", step + 1)
                 if (step + 1) % t.save_every == 0 or last or stop.requested:
                     raise_if_diverged()
-                    save_atomic(checkpoint(step + 1), ckpt_dir / "last.pt")
+                    save("last.pt", step + 1)
                 if progress is not None:
                     progress.update(1)
                 if stop.requested and not last:
@@ -399,12 +452,16 @@ def record_sweep_job_failure(run_dir: Path, err: BaseException) -> None:
 
 
 EXIT_CODES = {ConfigError: EXIT_BAD_INPUT, DatasetError: EXIT_BAD_INPUT,
-              Diverged: EXIT_DIVERGED, Preempted: EXIT_PREEMPTED}
+              Diverged: EXIT_DIVERGED, RunIOError: EXIT_IO_ERROR, Preempted: EXIT_PREEMPTED}
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
-def main(dcfg: DictConfig) -> float | None:
-    job = job_context()
+def exit_code_for(err: BaseException) -> int:
+    return next(code for kind, code in EXIT_CODES.items() if isinstance(err, kind))
+
+
+def execute(dcfg: DictConfig, job: JobContext) -> tuple[int, dict[str, Any] | None]:
+    """Run one job; return (exit code, summary). Errors the user can act on become exit codes
+    with a logged message; anything else propagates (with its traceback)."""
     try:
         missing = sorted(OmegaConf.missing_keys(dcfg))
         if missing:
@@ -413,25 +470,33 @@ def main(dcfg: DictConfig) -> float | None:
                 for key in missing))
         resolved = OmegaConf.to_container(dcfg, resolve=True)
         cfg: TrainConfig = OmegaConf.to_object(dcfg)
-        summary = train(cfg, job, resolved)
+        return 0, train(cfg, job, resolved)
     except tuple(EXIT_CODES) as err:
+        code = exit_code_for(err)
+        (log.warning if code == EXIT_PREEMPTED else log.error)("%s (exit code %d)", err, code)
         if job.job_num is not None:
-            # In a sweep the job must not exit the (reused) worker process: record why it
-            # failed and let the sweep summary report it; the other jobs go on.
-            log.error("%s", err)
+            record_sweep_job_failure(job.run_dir, err)
+        return code, None
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+def main(dcfg: DictConfig) -> float | None:
+    job = job_context()
+    if job.job_num is None:
+        code, summary = execute(dcfg, job)
+        if code:
+            sys.exit(code)
+    else:
+        # In a local sweep the job must not exit its (reused) worker process, and one failure
+        # must not stop the others: record why it failed for the sweep summary and go on.
+        try:
+            code, summary = execute(dcfg, job)
+        except Exception as err:
+            log.exception("job %d failed", job.job_num)  # Hydra 1.3 logs no traceback
             record_sweep_job_failure(job.run_dir, err)
             return None
-        code = EXIT_CODES[type(err)]
-        (log.warning if code == EXIT_PREEMPTED else log.error)("%s (exit code %d)", err, code)
-        sys.exit(code)
-    except Exception as err:
-        if job.job_num is None:
-            raise
-        log.exception("job %d failed", job.job_num)  # Hydra 1.3 leaves no traceback in the log
-        record_sweep_job_failure(job.run_dir, err)
-        return None
     # The value a sweeper would minimise.
-    return summary["best_val_loss"]
+    return summary["best_val_loss"] if summary else None
 
 
 if __name__ == "__main__":

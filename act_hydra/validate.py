@@ -45,6 +45,8 @@ def collect_problems(cfg: TrainConfig) -> list[str]:
           "the batch size must be >= 1", "pass training.batch_size=8")
     check(t.num_steps >= 1, "training.num_steps", t.num_steps,
           "the number of optimizer updates must be >= 1", "pass training.num_steps=1000")
+    check(t.seed >= 0, "training.seed", t.seed, "the seed must be >= 0",
+          "pass training.seed=0")
     check(t.kl_weight >= 0, "training.kl_weight", t.kl_weight,
           "the KL weight must be >= 0", "pass training.kl_weight=10")
     check(t.grad_clip_norm >= 0, "training.grad_clip_norm", t.grad_clip_norm,
