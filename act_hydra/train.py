@@ -32,6 +32,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from act_hydra.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, restore_rng_state, \
     rng_state, save_atomic
+from act_hydra.compose import CONF_DIR
 from act_hydra.config import TrainConfig
 from act_hydra.data import DatasetError, EpisodeDataset, StepBatchSampler, compute_norm_stats, \
     ensure_synthetic_dataset, scan_dataset, split_episodes
@@ -116,7 +117,7 @@ def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str,
 def check_run_dir_writable(run_dir: Path) -> None:
     probe = run_dir / ".write_probe"
     try:
-        (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+        run_dir.mkdir(parents=True, exist_ok=True)
         probe.write_text("ok")
         probe.unlink()
     except OSError as err:
@@ -479,7 +480,7 @@ def execute(dcfg: DictConfig, job: JobContext) -> tuple[int, dict[str, Any] | No
         return code, None
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 def main(dcfg: DictConfig) -> float | None:
     job = job_context()
     if job.job_num is None:
@@ -500,4 +501,8 @@ def main(dcfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    main()
+    # Call main through the importable module, not __main__: joblib's worker processes must
+    # be able to pickle the task function by reference (`act_hydra.train.main`).
+    from act_hydra.train import main as importable_main
+
+    importable_main()
