@@ -1,0 +1,128 @@
+"""The built-in synthetic task: determinism, the expert, and that vision is required."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from act_hydra import sim
+from act_hydra.config import SyntheticTaskConfig
+from act_hydra.sim import SyntheticEnv, expert_action, expert_episode, rollout
+
+
+@pytest.fixture
+def env():
+    return SyntheticEnv(episode_len=60, image_size=32)
+
+
+def test_observation_format(env):
+    obs = env.reset(seed=0)
+    assert obs["qpos"].shape == (14,) and obs["qpos"].dtype == np.float32
+    assert set(obs["images"]) == {"top"}
+    img = obs["images"]["top"]
+    assert img.shape == (32, 32, 3) and img.dtype == np.uint8
+    obs, reward, done = env.step(expert_action(env))
+    assert obs["qpos"].shape == (14,) and reward in range(env.max_reward + 1) and not done
+    assert SyntheticEnv.from_config(SyntheticTaskConfig()).render().shape == (64, 64, 3)
+
+
+def test_deterministic_from_seed(env):
+    a = expert_episode(env, seed=5)
+    b = expert_episode(SyntheticEnv(episode_len=60, image_size=32), seed=5)
+    np.testing.assert_array_equal(a.images["top"], b.images["top"])
+    np.testing.assert_array_equal(a.qpos, b.qpos)
+    np.testing.assert_array_equal(a.action, b.action)
+    c = expert_episode(env, seed=6)
+    assert not np.array_equal(a.action, c.action)
+
+
+def test_target_is_hidden_from_qpos_but_visible_in_image(env):
+    obs = [env.reset(seed=s) for s in range(5)]
+    cubes = []
+    for s in range(5):
+        env.reset(seed=s)
+        cubes.append(env.cube_pos.copy())
+    assert len({tuple(c) for c in cubes}) == 5
+    for o in obs[1:]:  # same start pose for every cube position
+        np.testing.assert_array_equal(o["qpos"], obs[0]["qpos"])
+        assert np.abs(o["images"]["top"].astype(int) - obs[0]["images"]["top"]).sum() > 1000
+    # The cube is the red blob: its pixel centroid tracks the hidden position.
+    for s in range(5):
+        img = env.reset(seed=s)["images"]["top"].astype(int)
+        red = (img[..., 0] > 150) & (img[..., 1] < 80) & (img[..., 2] < 80)
+        rows, cols = np.nonzero(red)
+        x = (cols.mean() + 0.5) / 32 * 2 - 1
+        y = 1 - (rows.mean() + 0.5) / 32 * 2
+        assert np.hypot(x - env.cube_pos[0], y - env.cube_pos[1]) < 0.08
+
+
+def test_expert_succeeds(env):
+    for seed in range(20):
+        ep = expert_episode(env, seed=1000 + seed)
+        assert ep.success and ep.max_reward == env.max_reward == 3
+        assert ep.rewards[-1] == 3
+        assert ep.action.shape == ep.qpos.shape == (60, 14)
+        assert ep.images["top"].shape == (60, 32, 32, 3)
+
+
+def test_blind_policy_fails(env):
+    """Replaying the mean expert trajectory (no vision) rarely grasps the cube."""
+    mean_actions = np.mean([expert_episode(env, seed=s).action for s in range(20)], axis=0)
+    results = [rollout(env, lambda obs: mean_actions[env.t], seed=100 + s, record=False)
+               for s in range(40)]
+    assert np.mean([r.success for r in results]) <= 0.15
+
+
+def test_untrained_like_policy_fails(env):
+    """Actions that ignore the image (mean action + noise, as from an untrained net) fail."""
+    mean = np.mean([expert_episode(env, seed=s).action for s in range(5)], axis=(0, 1))
+    rng = np.random.default_rng(0)
+    successes = [rollout(env, lambda obs: mean + rng.normal(0, 0.3, 14), seed=200 + s,
+                         record=False).success for s in range(30)]
+    assert np.mean(successes) <= 0.1
+
+
+def test_dynamics_speed_limit_and_grasp_rules(env):
+    env.reset(seed=3)
+    q0 = env.qpos.copy()
+    target = q0 + 1.0
+    env.step(target)
+    moved = env.qpos - q0
+    assert np.all(np.abs(moved[[0, 2]]) <= sim.JOINT_SPEED + 1e-9)
+    assert moved[sim.LEFT_GRIPPER] == 0  # already fully open; clipped to [0, 1]
+    # Closing the gripper away from the cube does not grasp it, nor does sliding onto it closed.
+    env.reset(seed=3)
+    closed = sim.HOME_QPOS.copy()
+    closed[sim.LEFT_GRIPPER] = 0.0
+    for _ in range(12):
+        env.step(closed)
+    assert not env.grasped and env.reward == 0
+    reach = closed.copy()
+    reach[0], reach[2] = sim.inverse_kinematics(env.cube_pos)
+    for _ in range(40):
+        env.step(reach)
+    assert env.ee_to_cube < 1e-6 and not env.grasped and env.reward == 2
+
+
+def test_kinematics_round_trip():
+    rng = np.random.default_rng(0)
+    (x0, x1), (y0, y1) = sim.CUBE_REGION
+    for _ in range(50):
+        p = np.array([rng.uniform(x0, x1), rng.uniform(y0, y1)])
+        np.testing.assert_allclose(sim.forward_kinematics(*sim.inverse_kinematics(p)), p,
+                                   atol=1e-9)
+
+
+def test_step_errors(env):
+    with pytest.raises(RuntimeError, match="reset"):
+        SyntheticEnv().step(np.zeros(14))
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="14 finite"):
+        env.step(np.zeros(7))
+    short = SyntheticEnv(episode_len=2, image_size=16)
+    short.reset(seed=0)
+    short.step(sim.HOME_QPOS)
+    _, _, done = short.step(sim.HOME_QPOS)
+    assert done
+    with pytest.raises(RuntimeError, match="episode is over"):
+        short.step(sim.HOME_QPOS)
