@@ -1,0 +1,184 @@
+"""The bad-input catalogue: each case fails before training with a message that names the key
+or file, the rule and a fix, exits with code 2, and writes nothing that overwrites a result.
+
+Cases run in-process through `act_hydra.train.execute`, the function the CLI calls, so the
+whole catalogue stays in the fast lane; test_cli.py checks the exit code of the real CLI.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from act_hydra.data.episodes import write_episode
+from act_hydra.train import EXIT_BAD_INPUT, JobContext, execute
+from tests.conftest import run_train, tiny
+
+RESULT_FILES = ("metrics.jsonl", "summary.json", "checkpoints/last.pt", "checkpoints/best.pt")
+
+
+def write_dataset(folder: Path, n: int = 3, length: int = 8, cams=("top",), size=32) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        images = {c: rng.integers(0, 255, (length, size, size, 3), dtype=np.uint8) for c in cams}
+        write_episode(folder / f"episode_{i}.hdf5", rng.normal(size=(length, 14)), None,
+                      rng.normal(size=(length, 14)), images)
+    return folder
+
+
+def _dataset_case(make):
+    """Overrides for data=aloha_hdf5 pointing at a folder that `make(folder)` prepares."""
+    def build(tmp: Path) -> list[str]:
+        folder = tmp / "episodes"
+        make(folder)
+        return ["data=aloha_hdf5", f"data.dataset_dir={folder}"]
+    return build
+
+
+def _non_hdf5(folder):
+    write_dataset(folder)
+    (folder / "episode_3.hdf5").write_text("this is not an HDF5 file")
+
+
+def _missing_camera(folder):
+    write_dataset(folder, cams=("top",))
+    write_episode(folder / "episode_3.hdf5", np.zeros((8, 14)), None, np.zeros((8, 14)),
+                  {"front": np.zeros((8, 32, 32, 3), np.uint8)})
+
+
+def _mismatched_lengths(folder):
+    write_dataset(folder)
+    write_episode(folder / "episode_3.hdf5", np.zeros((8, 14)), None, np.zeros((7, 14)),
+                  {"top": np.zeros((8, 32, 32, 3), np.uint8)})
+
+
+def _inconsistent_dims(folder):
+    write_dataset(folder)
+    write_episode(folder / "episode_3.hdf5", np.zeros((8, 6)), None, np.zeros((8, 6)),
+                  {"top": np.zeros((8, 32, 32, 3), np.uint8)})
+
+
+# (id, overrides or a function tmp -> overrides, message fragments)
+CATALOGUE = [
+    ("lr_zero", ["training.lr=0"], ["training.lr=0.0", "must be > 0", "Fix: pass"]),
+    ("lr_negative", ["training.lr=-1e-4"], ["training.lr=-0.0001"]),
+    ("lr_backbone_negative", ["training.lr_backbone=-1"], ["training.lr_backbone=-1.0"]),
+    ("batch_zero", ["training.batch_size=0"], ["training.batch_size=0", "must be >= 1"]),
+    ("steps_zero", ["training.num_steps=0"], ["training.num_steps=0"]),
+    ("chunk_zero", ["model.chunk_size=0"], ["model.chunk_size=0", "at least one action"]),
+    ("heads", ["model.dim_model=30"], ["model.dim_model=30", "multiple of model.n_heads"]),
+    ("dropout", ["model.dropout=1.5"], ["model.dropout=1.5", "[0, 1)"]),
+    ("activation", ["model.feedforward_activation=tanh"], ["model.feedforward_activation"]),
+    ("backbone", ["model.vision_backbone=vgg16"], ["model.vision_backbone='vgg16'"]),
+    ("kl_negative", ["training.kl_weight=-1"], ["training.kl_weight=-1.0"]),
+    ("seed_negative", ["training.seed=-3"], ["training.seed=-3"]),
+    ("device", ["training.device=tpu"], ["training.device='tpu'"]),
+    ("precision", ["training.precision=fp8"], ["training.precision='fp8'"]),
+    ("eval_every_zero", ["training.eval_every=0"], ["training.eval_every=0"]),
+    ("warmup_negative", ["scheduler=cosine", "scheduler.warmup_steps=-1"],
+     ["scheduler.warmup_steps=-1"]),
+    ("warmup_too_long", ["scheduler=cosine", "scheduler.warmup_steps=4"],
+     ["scheduler.warmup_steps=4", "before training.num_steps=4"]),
+    ("min_lr_negative", ["scheduler=cosine", "scheduler.warmup_steps=1", "scheduler.min_lr=-1"],
+     ["scheduler.min_lr=-1.0", ">= 0"]),
+    ("min_lr_above_lr", ["scheduler=cosine", "scheduler.warmup_steps=1", "scheduler.min_lr=1"],
+     ["scheduler.min_lr=1.0", "must not exceed training.lr"]),
+    ("logger_mode", ["logger.mode=sometimes"], ["logger.mode='sometimes'"]),
+    ("train_ratio", ["data.train_ratio=0"], ["data.train_ratio=0.0"]),
+    ("no_camera", ["data.camera_names=[]"], ["data.camera_names=[]"]),
+    ("one_episode", ["data.synthetic.num_episodes=1"], ["data.synthetic.num_episodes=1"]),
+    ("tiny_images", ["data.synthetic.image_size=8"], ["ResNet downsamples by 32"]),
+    ("dataset_dir_unset", ["data=aloha_hdf5"], ["data.dataset_dir=None", "is required for recorded data"]),
+    ("dataset_dir_missing", ["data=aloha_hdf5", "data.dataset_dir=/nonexistent/episodes"],
+     ["data.dataset_dir", "/nonexistent/episodes"]),
+    ("dataset_dir_empty", _dataset_case(lambda f: f.mkdir()), ["episode_*.hdf5"]),
+    ("not_hdf5", _dataset_case(_non_hdf5), ["episode_3.hdf5"]),
+    ("missing_camera", _dataset_case(_missing_camera), ["episode_3.hdf5", "top", "front"]),
+    ("mismatched_lengths", _dataset_case(_mismatched_lengths), ["episode_3.hdf5"]),
+    ("inconsistent_dims", _dataset_case(_inconsistent_dims), ["episode_3.hdf5"]),
+    ("single_episode", _dataset_case(lambda f: write_dataset(f, n=1)), ["at least 2"]),
+    ("wrong_camera_name", lambda tmp: ["data=aloha_hdf5",
+                                       f"data.dataset_dir={write_dataset(tmp / 'e')}",
+                                       "data.camera_names=[cam_high]"], ["cam_high"]),
+    ("resume_missing_file", ["training.resume=/nonexistent/last.pt"],
+     ["training.resume='/nonexistent/last.pt'", "no checkpoint file"]),
+    ("resume_garbage", lambda tmp: [f"training.resume={_garbage(tmp)}"],
+     ["not a readable act-hydra checkpoint"]),
+    ("wandb_online_without_key", ["logger=wandb", "logger.mode=online"], ["WANDB_API_KEY"]),
+]
+
+
+def _garbage(tmp: Path) -> Path:
+    path = tmp / "garbage.pt"
+    path.write_bytes(b"definitely not a checkpoint")
+    return path
+
+
+def run_in_process(compose_train, run_dir: Path, overrides: list[str]):
+    dcfg = compose_train([*tiny(overrides), *overrides])
+    return execute(dcfg, JobContext(run_dir))
+
+
+@pytest.mark.parametrize("case_id,overrides,fragments", CATALOGUE, ids=[c[0] for c in CATALOGUE])
+def test_bad_input_fails_early_with_message(compose_train, tmp_path, monkeypatch, caplog,
+                                            case_id, overrides, fragments):
+    if case_id == "wandb_online_without_key":
+        monkeypatch.delenv("WANDB_API_KEY", raising=False)
+        monkeypatch.setenv("WANDB_MODE", "online")
+        monkeypatch.setenv("HOME", str(tmp_path / "home"))
+        monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "home" / ".config" / "wandb"))
+    if callable(overrides):
+        overrides = overrides(tmp_path)
+    run_dir = tmp_path / "run"
+    code, summary = run_in_process(compose_train, run_dir, overrides)
+    assert code == EXIT_BAD_INPUT and summary is None
+    message = caplog.text
+    for fragment in fragments:
+        assert fragment in message, (fragment, message)
+    assert "Fix" in message or "fix" in message
+    for name in RESULT_FILES:
+        assert not (run_dir / name).exists(), name
+
+
+def test_catalogue_is_large_enough():
+    assert len(CATALOGUE) >= 25
+
+
+def test_unwritable_run_dir(compose_train, tmp_path, caplog):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    code, _ = run_in_process(compose_train, blocker / "run", [])
+    assert code == EXIT_BAD_INPUT
+    assert "hydra.run.dir=" in caplog.text and "must be writable" in caplog.text
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("finished") / "run"
+    proc = run_train(run_dir, "training.num_steps=2")
+    assert proc.returncode == 0, proc.stderr
+    return run_dir
+
+
+def _digest(run_dir: Path) -> dict[str, str]:
+    return {name: hashlib.sha256((run_dir / name).read_bytes()).hexdigest()
+            for name in RESULT_FILES if (run_dir / name).exists()}
+
+
+@pytest.mark.parametrize("overrides,fragments", [
+    (["model.dim_model=64"], ["cannot resume", "model.dim_model: 32 -> 64"]),
+    (["data.synthetic.seed=5"], ["cannot resume", "data.synthetic"]),
+    (["training.resume=never"], ["training.resume=never is invalid", "would overwrite"]),
+])
+def test_incompatible_resume_is_refused_and_keeps_the_run(compose_train, finished_run, caplog,
+                                                          overrides, fragments):
+    before = _digest(finished_run)
+    code, _ = run_in_process(compose_train, finished_run, ["training.num_steps=2", *overrides])
+    assert code == EXIT_BAD_INPUT
+    for fragment in fragments:
+        assert fragment in caplog.text
+    assert _digest(finished_run) == before
