@@ -100,29 +100,62 @@ class TrainingConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     precision: str = "fp32"
     resume: str = "auto"  # auto | never | path to a checkpoint
+    # Closed-loop success rate on the synthetic task every N steps (0: off) over this many
+    # seeded episodes, logged as eval/success_rate.
+    eval_rollouts_every: int = 0
+    eval_rollouts_episodes: int = 20
     progress_bar: bool = True  # shown only on a terminal
 
 
 @dataclass
 class OsmoConfig:
-    """Cluster settings used by scripts/generate_osmo_sweep.py; training ignores them."""
+    """Cluster settings of scripts/generate_osmo_sweep.py (``osmo.*``); training ignores them.
 
-    workflow_name: str = "act-hydra-sweep"
-    image: str = "nvcr.io/your-org/act-hydra:latest"
-    cpu: int = 8
-    gpu: int = 1
-    memory: str = "64Gi"
-    storage: str = "100Gi"
-    gpus_per_task: int = 1
-    nodes_per_run: int = 1
-    wandb_credential: str = "wandb"
-    wandb_payload_key: str = "wandb_api_key"
-    output_url: Optional[str] = None
-    dataset_url: Optional[str] = None
-    exec_timeout: str = "24h"
+    They are generator settings, not job overrides: ``osmo.image=...`` changes the workflow file,
+    never the tasks' arguments, and they cannot be swept.
+    """
+
+    workflow_name: str = "act-hydra-sweep"  # OSMO workflow name; the workflow id is <name>-<N>
+    image: str = "nvcr.io/your-org/act-hydra:latest"  # built from osmo/Dockerfile
+    platform: Optional[str] = None  # resource platform; null: the pool's default platform
+    cpu: int = 8  # per task (one task per node of a run)
+    gpu: Optional[int] = None  # per task; null: osmo.gpus_per_task
+    memory: str = "64Gi"  # binary units (Gi, Mi, ...); "GB" is rejected by OSMO
+    storage: str = "100Gi"  # ephemeral storage per task
+    gpus_per_task: int = 1  # > 1: torchrun --nproc_per_node=N
+    nodes_per_run: int = 1  # > 1: one task group per run, torchrun rank 0 is the lead
+    master_port: int = 29500  # torchrun rendezvous port of a multi-node run
+    wandb_credential: str = "wandb"  # osmo credential set <name> --type GENERIC ...
+    wandb_payload_key: str = "wandb_api_key"  # ... --payload <key>=<W&B API key>
+    output_url: Optional[str] = None  # each task uploads to <output_url>/{{workflow_id}}/<task>/
+    dataset_url: Optional[str] = None  # downloaded to {{input:0}}; sets data.dataset_dir
+    exec_timeout: str = "24h"  # per run: <int><d|h|m|s>
     queue_timeout: str = "24h"
-    max_tasks_per_workflow: int = 20
-    split_large_sweeps: bool = True
+    max_tasks_per_workflow: int = 20  # the server's max_num_tasks (admin setting, default 20)
+    split_large_sweeps: bool = True  # more tasks: numbered files ...-part-1-of-N.yaml
+    # Environment of every task, so nothing is downloaded at run time: the image holds the
+    # ResNet weights under torch_home (osmo/Dockerfile); generated datasets go to cache_dir.
+    torch_home: str = "/opt/act-hydra/cache/torch"
+    hf_home: str = "/opt/act-hydra/cache/huggingface"
+    cache_dir: str = "/tmp/act-hydra-cache"
+
+
+@dataclass
+class EvalSettings:
+    num_episodes: int = 50
+    temporal_ensemble: bool = False  # query every step and average overlapping chunks
+    ensemble_coeff: float = 0.01  # m in exp(-m * i), i = 0 for the oldest prediction
+    seed_base: int = 1000  # episode i resets with seed seed_base + i
+    num_videos: int = 3  # rollouts saved as GIFs next to the results
+    device: str = "auto"
+
+
+@dataclass
+class EvalConfig:
+    """`python -m act_hydra.eval checkpoint=RUN_DIR_OR_CKPT`."""
+
+    checkpoint: Optional[str] = None  # a run directory (uses checkpoints/best.pt) or a .pt file
+    eval: EvalSettings = field(default_factory=EvalSettings)
 
 
 @dataclass
@@ -138,6 +171,7 @@ class TrainConfig:
 def register_configs() -> None:
     """Store the schema; conf/train.yaml lists `train_schema` first in its defaults."""
     ConfigStore.instance().store(name="train_schema", node=TrainConfig)
+    ConfigStore.instance().store(name="eval_schema", node=EvalConfig)
 
 
 register_configs()
@@ -154,11 +188,25 @@ def default_n_jobs() -> int:
     return min(4, max(2, (os.cpu_count() or 2) // 2))
 
 
+def eval_output_root(checkpoint: Optional[str]) -> str:
+    """Evaluations are written beside the run they evaluate: RUN_DIR/eval/<time>/."""
+    from pathlib import Path
+
+    if not checkpoint:
+        return "outputs"
+    path = Path(checkpoint)
+    if path.suffix == ".pt":
+        path = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    return str(path)
+
+
 def register_resolvers() -> None:
     from omegaconf import OmegaConf
 
     if not OmegaConf.has_resolver("act_hydra_default_n_jobs"):
         OmegaConf.register_new_resolver("act_hydra_default_n_jobs", default_n_jobs)
+    if not OmegaConf.has_resolver("act_hydra_eval_dir"):
+        OmegaConf.register_new_resolver("act_hydra_eval_dir", eval_output_root)
 
 
 register_resolvers()

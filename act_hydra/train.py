@@ -37,6 +37,7 @@ from act_hydra.config import TrainConfig
 from act_hydra.data import DatasetError, EpisodeDataset, StepBatchSampler, compute_norm_stats, \
     ensure_synthetic_dataset, scan_dataset, split_episodes
 from act_hydra.model import ACTPolicy, count_trainable_parameters
+from act_hydra.rollout import evaluate_policy
 from act_hydra.schedule import build_scheduler
 from act_hydra.tracking import Tracker
 from act_hydra.validate import ConfigError, validate_config
@@ -400,6 +401,13 @@ def train(cfg: TrainConfig, job: JobContext, resolved_config: dict[str, Any]) ->
                     if val["val/loss"] < best_val:
                         best_val, best_step = val["val/loss"], step
                         save("best.pt", step + 1)
+                if t.eval_rollouts_every and ((step + 1) % t.eval_rollouts_every == 0 or last):
+                    raise_if_diverged()
+                    rollouts = evaluate_policy(policy, cfg.data.synthetic,
+                                               t.eval_rollouts_episodes, device)
+                    tracker.log({"step": step, **{f"eval/{k}": v for k, v in
+                                                  rollouts.summary().items()}})
+                    log.info("step %d  eval/success_rate %.3f", step, rollouts.success_rate)
                 if (step + 1) % t.save_every == 0 or last or stop.requested:
                     raise_if_diverged()
                     save("last.pt", step + 1)
@@ -439,8 +447,10 @@ def job_context() -> JobContext:
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     if hc.mode == RunMode.MULTIRUN:
-        n_jobs = hc.launcher.get("n_jobs", 1) if "launcher" in hc else 1
-        return JobContext(run_dir, job_num=hc.job.num, n_parallel_jobs=max(1, int(n_jobs or 1)))
+        n_jobs = int(hc.launcher.get("n_jobs", 1) or 1) if "launcher" in hc else 1
+        if n_jobs < 0:  # joblib: -1 is all CPUs, -2 all but one, ...
+            n_jobs = (os.cpu_count() or 1) + 1 + n_jobs
+        return JobContext(run_dir, job_num=hc.job.num, n_parallel_jobs=max(1, n_jobs))
     return JobContext(run_dir)
 
 
@@ -488,6 +498,14 @@ def main(dcfg: DictConfig) -> float | None:
         if code:
             sys.exit(code)
     else:
+        # joblib's loky workers make "loky" the default start method, with which a DataLoader
+        # cannot start its workers (data.num_workers > 0 fails with AttributeError: 'Process'
+        # object has no attribute 'env'; pytorch#44687): use the platform's usual method.
+        import multiprocessing
+
+        if multiprocessing.get_start_method(allow_none=True) == "loky":
+            multiprocessing.set_start_method(
+                "fork" if sys.platform.startswith("linux") else "spawn", force=True)
         # In a local sweep the job must not exit its (reused) worker process, and one failure
         # must not stop the others: record why it failed for the sweep summary and go on.
         try:
@@ -496,6 +514,14 @@ def main(dcfg: DictConfig) -> float | None:
             log.exception("job %d failed", job.job_num)  # Hydra 1.3 logs no traceback
             record_sweep_job_failure(job.run_dir, err)
             return None
+        finally:
+            # The worker runs the next job next: free this one's memory (and DataLoader
+            # workers) now rather than whenever the garbage collector gets to it.
+            import gc
+
+            gc.collect()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
     # The value a sweeper would minimise.
     return summary["best_val_loss"] if summary else None
 

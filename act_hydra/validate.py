@@ -63,6 +63,15 @@ def collect_problems(cfg: TrainConfig) -> list[str]:
     check(t.resume.strip() != "", "training.resume", t.resume,
           "it must be auto, never or the path of a checkpoint", "pass training.resume=auto")
 
+    check(t.eval_rollouts_every >= 0, "training.eval_rollouts_every", t.eval_rollouts_every,
+          "it must be >= 0 (0 turns closed-loop evaluation off)",
+          "pass training.eval_rollouts_every=500")
+    check(t.eval_rollouts_episodes >= 1, "training.eval_rollouts_episodes",
+          t.eval_rollouts_episodes, "it must be >= 1", "pass training.eval_rollouts_episodes=20")
+    check(t.eval_rollouts_every == 0 or d.synthetic is not None, "training.eval_rollouts_every",
+          t.eval_rollouts_every, "closed-loop evaluation needs the simulator of the synthetic "
+          "task (data=synthetic)", "pass training.eval_rollouts_every=0 for recorded data")
+
     # model
     check(m.chunk_size >= 1, "model.chunk_size", m.chunk_size,
           "the action chunk must hold at least one action", "pass model.chunk_size=100")
