@@ -1,4 +1,4 @@
-"""NVIDIA OSMO workflow support: an offline validator (and, later, the sweep generator).
+"""NVIDIA OSMO workflow support: an offline validator (and, in act_hydra.osmo.sweep and act_hydra.osmo.workflow, the sweep generator).
 
 The validator checks a workflow file against every rule the OSMO server applies that can be
 decided without a server (``/work/shared/reference/osmo.md`` §2.6)::
