@@ -279,7 +279,10 @@ def train(cfg: TrainConfig, job: JobContext, resolved_config: dict[str, Any]) ->
         train_set,
         batch_sampler=StepBatchSampler(len(train_set), t.batch_size, t.seed, start_step),
         num_workers=workers, pin_memory=pin, persistent_workers=workers > 0,
-        prefetch_factor=4 if workers > 0 else None)
+        prefetch_factor=4 if workers > 0 else None,
+        # Its own generator: creating the iterator must not consume the global RNG that
+        # dropout and the CVAE sampling use, or a resumed run would drift from the original.
+        generator=torch.Generator().manual_seed(t.seed))
     val_sampler = iter(StepBatchSampler(len(val_set), t.batch_size, cfg.data.split_seed))
     val_batches = [torch.utils.data.default_collate([val_set[i] for i in next(val_sampler)])
                    for _ in range(t.val_batches)]

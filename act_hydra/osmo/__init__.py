@@ -1,7 +1,8 @@
-"""NVIDIA OSMO workflow support: an offline validator (and, in act_hydra.osmo.sweep and act_hydra.osmo.workflow, the sweep generator).
+"""NVIDIA OSMO workflow support: the sweep generator (act_hydra.osmo.sweep, .workflow) and an
+offline validator of workflow files (act_hydra.osmo.validate).
 
 The validator checks a workflow file against every rule the OSMO server applies that can be
-decided without a server (``/work/shared/reference/osmo.md`` §2.6)::
+decided without a server (the OSMO research notes, §2.6)::
 
     from act_hydra.osmo import validate_workflow_file
     for problem in validate_workflow_file("osmo/sweep.yaml"):
