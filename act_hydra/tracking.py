@@ -57,10 +57,12 @@ class Tracker:
     """metrics.jsonl always; W&B as well when logger=wandb (imported only then)."""
 
     def __init__(self, run_dir: Path, logger_cfg, resolved_config: dict[str, Any],
-                 resume_step: int | None = None, wandb_run_id: str | None = None):
-        self.metrics = MetricsFile(run_dir / "metrics.jsonl", resume_step)
+                 resume_step: int | None = None, wandb_run_id: str | None = None,
+                 enabled: bool = True):
+        # enabled=False (DDP ranks other than 0) records nothing and never imports wandb.
+        self.metrics = MetricsFile(run_dir / "metrics.jsonl", resume_step) if enabled else None
         self.wandb = None
-        if logger_cfg.backend == "wandb":
+        if enabled and logger_cfg.backend == "wandb":
             from act_hydra.wandb_logger import WandbLogger
 
             self.wandb = WandbLogger(logger_cfg, run_dir, resolved_config, run_id=wandb_run_id)
@@ -70,12 +72,15 @@ class Tracker:
         return self.wandb.id if self.wandb is not None else None
 
     def log(self, row: dict[str, Any]) -> None:
+        if self.metrics is None:
+            return
         self.metrics.write(row)
         if self.wandb is not None:
             self.wandb.log(row)
 
     def finish(self, summary: dict[str, Any], checkpoints: list[Path], exit_code: int) -> None:
-        self.metrics.close()
+        if self.metrics is not None:
+            self.metrics.close()
         if self.wandb is not None:
             self.wandb.set_summary(summary)
             self.wandb.log_checkpoints([p for p in checkpoints if p.exists()])

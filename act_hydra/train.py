@@ -30,12 +30,25 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from act_hydra.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, restore_rng_state, \
-    rng_state, save_atomic
+from act_hydra.checkpoint import (
+    CHECKPOINT_FORMAT,
+    load_checkpoint,
+    restore_rng_state,
+    rng_state,
+    save_atomic,
+)
 from act_hydra.compose import CONF_DIR
 from act_hydra.config import TrainConfig
-from act_hydra.data import DatasetError, EpisodeDataset, StepBatchSampler, compute_norm_stats, \
-    ensure_synthetic_dataset, scan_dataset, split_episodes
+from act_hydra.data import (
+    DatasetError,
+    EpisodeDataset,
+    StepBatchSampler,
+    compute_norm_stats,
+    ensure_synthetic_dataset,
+    scan_dataset,
+    split_episodes,
+)
+from act_hydra.distributed import any_rank, cleanup, init_distributed, shared_run_dir
 from act_hydra.model import ACTPolicy, count_trainable_parameters
 from act_hydra.rollout import evaluate_policy
 from act_hydra.schedule import build_scheduler
@@ -116,7 +129,7 @@ def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str,
 
 
 def check_run_dir_writable(run_dir: Path) -> None:
-    probe = run_dir / ".write_probe"
+    probe = run_dir / f".write_probe-{os.getpid()}"
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         probe.write_text("ok")
@@ -220,11 +233,12 @@ def write_summary(run_dir: Path, summary: dict[str, Any]) -> None:
 
 def train(cfg: TrainConfig, job: JobContext, resolved_config: dict[str, Any]) -> dict[str, Any]:
     t0 = time.time()
-    run_dir = job.run_dir
     t = cfg.training
 
     # --- validate everything we can before any side effect ------------------------------
     validate_config(cfg)
+    dist_info = init_distributed()
+    run_dir = shared_run_dir(job.run_dir, dist_info)
     check_run_dir_writable(run_dir)
     resume_path = find_resume_checkpoint(t.resume, run_dir)
     try:
@@ -247,7 +261,10 @@ def train(cfg: TrainConfig, job: JobContext, resolved_config: dict[str, Any]) ->
         check_wandb_ready(cfg.logger)
 
     # --- device, threads, seed ------------------------------------------------------------
-    device = pick_device(t.device, job.job_num)
+    if dist_info.enabled and torch.cuda.is_available():
+        device = torch.device("cuda", dist_info.local_rank)
+    else:
+        device = pick_device(t.device, job.job_num)
     if job.job_num is not None and device.type == "cpu":
         # Parallel sweep jobs share the CPU: give each a fair share of threads.
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // job.n_parallel_jobs))
@@ -277,7 +294,8 @@ def train(cfg: TrainConfig, job: JobContext, resolved_config: dict[str, Any]) ->
     workers = cfg.data.num_workers
     loader = torch.utils.data.DataLoader(
         train_set,
-        batch_sampler=StepBatchSampler(len(train_set), t.batch_size, t.seed, start_step),
+        batch_sampler=StepBatchSampler(len(train_set), t.batch_size, t.seed, start_step,
+                                       dist_info.rank, dist_info.world_size),
         num_workers=workers, pin_memory=pin, persistent_workers=workers > 0,
         prefetch_factor=4 if workers > 0 else None,
         # Its own generator: creating the iterator must not consume the global RNG that
@@ -293,6 +311,12 @@ def train(cfg: TrainConfig, job: JobContext, resolved_config: dict[str, Any]) ->
     # --- policy, optimizer, schedule ----------------------------------------------------------
     policy = ACTPolicy(cfg.model, info.state_dim, info.action_dim, norm_stats).to(device)
     log.info("trainable parameters: %d", count_trainable_parameters(policy))
+    # DDP averages gradients across ranks; `policy` stays the plain module for evaluation,
+    # checkpoints and rollouts, `trainer` is what the training step calls.
+    trainer = policy
+    if dist_info.enabled:
+        trainer = torch.nn.parallel.DistributedDataParallel(
+            policy, device_ids=[device.index] if device.type == "cuda" else None)
     backbone = [p for n, p in policy.named_parameters() if "backbone" in n and p.requires_grad]
     rest = [p for n, p in policy.named_parameters() if "backbone" not in n and p.requires_grad]
     optimizer = torch.optim.AdamW(
@@ -328,6 +352,8 @@ def train(cfg: TrainConfig, job: JobContext, resolved_config: dict[str, Any]) ->
         stale.unlink(missing_ok=True)
 
     def save(name: str, step_next: int) -> None:
+        if not dist_info.is_main:  # one writer; every rank holds the same weights
+            return
         try:
             save_atomic(checkpoint(step_next), ckpt_dir / name)
         except OSError as err:
@@ -339,6 +365,7 @@ def train(cfg: TrainConfig, job: JobContext, resolved_config: dict[str, Any]) ->
     # Rows at or after start_step are dropped (a killed run may have logged past its last
     # checkpoint; a fresh start in a used folder drops them all) so each step appears once.
     tracker = Tracker(run_dir, cfg.logger, resolved_config, resume_step=start_step,
+                      enabled=dist_info.is_main,
                       wandb_run_id=saved.get("wandb_run_id") if saved else None)
     # Losses stay on the device between log steps: reading them every step would force a host
     # synchronisation. A non-finite loss is remembered on the device and checked at log,
@@ -370,7 +397,7 @@ def train(cfg: TrainConfig, job: JobContext, resolved_config: dict[str, Any]) ->
                         "data.dataset_dir and run the same command again to resume.") from err
                 lrs = [g["lr"] for g in optimizer.param_groups]  # the rates of this update
                 with autocast_context(t.precision, device):
-                    loss, parts = policy(batch, t.kl_weight)
+                    loss, parts = trainer(batch, t.kl_weight)
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 scaler.unscale_(optimizer)
@@ -395,7 +422,9 @@ def train(cfg: TrainConfig, job: JobContext, resolved_config: dict[str, Any]) ->
                     tracker.log(row)
                     log.info("step %d  loss %.4f  l1 %.4f  kl %.4f  lr %.3g", step,
                              row["train/loss"], row["train/l1"], row["train/kl"], lrs[0])
-                if (step + 1) % t.eval_every == 0 or last:
+                # Validation and rollouts run on rank 0 only; the others wait at the next
+                # gradient all-reduce.
+                if dist_info.is_main and ((step + 1) % t.eval_every == 0 or last):
                     raise_if_diverged()
                     val = evaluate(policy, val_batches, device, t.kl_weight, t.precision,
                                    cfg.data.split_seed)
@@ -404,19 +433,21 @@ def train(cfg: TrainConfig, job: JobContext, resolved_config: dict[str, Any]) ->
                     if val["val/loss"] < best_val:
                         best_val, best_step = val["val/loss"], step
                         save("best.pt", step + 1)
-                if t.eval_rollouts_every and ((step + 1) % t.eval_rollouts_every == 0 or last):
+                if (dist_info.is_main and t.eval_rollouts_every
+                        and ((step + 1) % t.eval_rollouts_every == 0 or last)):
                     raise_if_diverged()
                     rollouts = evaluate_policy(policy, cfg.data.synthetic,
                                                t.eval_rollouts_episodes, device)
                     tracker.log({"step": step, **{f"eval/{k}": v for k, v in
                                                   rollouts.summary().items()}})
                     log.info("step %d  eval/success_rate %.3f", step, rollouts.success_rate)
-                if (step + 1) % t.save_every == 0 or last or stop.requested:
+                stopping = any_rank(stop.requested, dist_info, device)
+                if (step + 1) % t.save_every == 0 or last or stopping:
                     raise_if_diverged()
                     save("last.pt", step + 1)
                 if progress is not None:
                     progress.update(1)
-                if stop.requested and not last:
+                if stopping and not last:
                     raise Preempted(f"SIGTERM received: checkpoint saved at step {step + 1}")
             step = t.num_steps
     except Diverged as err:
@@ -436,11 +467,13 @@ def train(cfg: TrainConfig, job: JobContext, resolved_config: dict[str, Any]) ->
                    "best_val_step": best_step, "wall_time_s": round(time.time() - t0, 3)}
         if status == "diverged":
             summary["diverged_at_step"] = step
-        write_summary(run_dir, summary)
-        log.info("summary: %s", json.dumps(summary))
+        if dist_info.is_main:
+            write_summary(run_dir, summary)
+            log.info("summary: %s", json.dumps(summary))
         exit_code = {"completed": 0, "diverged": EXIT_DIVERGED,
                      "interrupted": EXIT_PREEMPTED}.get(status, 1)
         tracker.finish(summary, [ckpt_dir / "best.pt", ckpt_dir / "last.pt"], exit_code)
+        cleanup(dist_info)
     return summary
 
 
@@ -496,6 +529,8 @@ def execute(dcfg: DictConfig, job: JobContext) -> tuple[int, dict[str, Any] | No
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 def main(dcfg: DictConfig) -> float | None:
     job = job_context()
+    if int(os.environ.get("RANK", "0")) != 0:  # DDP: rank 0 speaks for the run
+        logging.getLogger("act_hydra").setLevel(logging.WARNING)
     if job.job_num is None:
         code, summary = execute(dcfg, job)
         if code:
