@@ -98,7 +98,8 @@ class TrainingConfig:
     val_batches: int = 8  # batches drawn from the validation episodes at each evaluation
     save_every: int = 500
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
-    precision: str = "fp32"
+    precision: str = "fp32"  # fp32 | tf32 | bf16 (autocast) | fp16 (autocast + grad scaler)
+    compile: bool = False  # torch.compile the training step's model (pays off on long GPU runs)
     resume: str = "auto"  # auto | never | path to a checkpoint
     # Closed-loop success rate on the synthetic task every N steps (0: off) over this many
     # seeded episodes, logged as eval/success_rate.

@@ -232,7 +232,11 @@ class ACT(nn.Module):
         concatenated (the original concatenates feature maps along width: the same thing).
         """
         batch, n_cam = images.shape[:2]
-        features = self.input_proj(self.backbone(images.flatten(0, 1))["feature_map"])
+        frames = images.flatten(0, 1)
+        if self.input_proj.weight.is_contiguous(memory_format=torch.channels_last):
+            # The trainer converted the convolutions to NHWC on the GPU: match their layout.
+            frames = frames.contiguous(memory_format=torch.channels_last)
+        features = self.input_proj(self.backbone(frames)["feature_map"])
         _, d, h, w = features.shape
         tokens = features.unflatten(0, (batch, n_cam)).permute(1, 3, 4, 0, 2)  # (N, h, w, B, D)
         pos = sine_position_embedding_2d(h, w, d, device=images.device).to(tokens.dtype)
