@@ -233,7 +233,8 @@ class ACT(nn.Module):
         """
         batch, n_cam = images.shape[:2]
         frames = images.flatten(0, 1)
-        if self.input_proj.weight.is_contiguous(memory_format=torch.channels_last):
+        stem = self.backbone["conv1"].weight  # (64, 3, 7, 7): its layout tells NCHW from NHWC
+        if not stem.is_contiguous() and stem.is_contiguous(memory_format=torch.channels_last):
             # The trainer converted the convolutions to NHWC on the GPU: match their layout.
             frames = frames.contiguous(memory_format=torch.channels_last)
         features = self.input_proj(self.backbone(frames)["feature_map"])

@@ -78,7 +78,9 @@ RIGHT_GRIPPER = 13
 LINK_LENGTHS = (1.2, 1.2)
 LEFT_BASE = np.array([-1.2, 0.0])
 RIGHT_BASE = np.array([1.2, 0.0])
-CUBE_REGION = ((-0.45, 0.85), (-0.75, 0.75))  # (x range, y range) of the cube centre
+CUBE_REGION = ((-0.45, 0.85), (-0.1, 0.8))  # (x range, y range) of the cube centre at t=0
+BELT_VELOCITY = np.array([0.0, -0.02])  # a loose cube slides down the table, units per step
+TABLE_END = -1.0  # a loose cube whose centre passes this y has fallen off the table
 CUBE_HALF = 0.15  # half the side of the cube
 SUCCESS_TOLERANCE = 0.2  # end effector to cube centre, table units
 EXPERT_CLOSE_RADIUS = 0.25 * SUCCESS_TOLERANCE
@@ -154,6 +156,7 @@ class SyntheticEnv:
         self._pixel = 2.0 / self.image_size
         self._background: np.ndarray | None = None
         self.cube_pos = np.zeros(2)
+        self.cube_on_table = True
         self.qpos = HOME_QPOS.copy()
         self.qvel = np.zeros(STATE_DIM)
         self.grasped = False
@@ -179,6 +182,8 @@ class SyntheticEnv:
     def reward(self) -> int:
         if self.grasped:
             return 3
+        if not self.cube_on_table:
+            return 0
         d = self.ee_to_cube
         return 2 if d <= SUCCESS_TOLERANCE else 1 if d <= 2 * SUCCESS_TOLERANCE else 0
 
@@ -196,6 +201,7 @@ class SyntheticEnv:
         rng = np.random.default_rng(seed)
         (x0, x1), (y0, y1) = CUBE_REGION
         self.cube_pos = np.array([rng.uniform(x0, x1), rng.uniform(y0, y1)])
+        self.cube_on_table = True
         self.qpos = HOME_QPOS.copy()
         self.qvel = np.zeros(STATE_DIM)
         self.grasped = False
@@ -223,14 +229,17 @@ class SyntheticEnv:
         self.qvel = (qpos - prev) / DT
 
         g_prev, g_now = prev[LEFT_GRIPPER], qpos[LEFT_GRIPPER]
+        if self.grasped and g_now > GRASP_THRESHOLD:  # opened: the cube drops back on the belt
+            self.grasped = False
         if self.grasped:
-            if g_now > GRASP_THRESHOLD:  # opened: the cube stays where it is
-                self.grasped = False
-            else:
-                self.cube_pos = self.ee_pos.copy()
-        elif g_prev > GRASP_THRESHOLD >= g_now and self.ee_to_cube <= SUCCESS_TOLERANCE:
-            self.grasped = True
             self.cube_pos = self.ee_pos.copy()
+        elif self.cube_on_table:
+            self.cube_pos = self.cube_pos + BELT_VELOCITY
+            self.cube_on_table = bool(self.cube_pos[1] >= TABLE_END)
+            if (self.cube_on_table and g_prev > GRASP_THRESHOLD >= g_now
+                    and self.ee_to_cube <= SUCCESS_TOLERANCE):
+                self.grasped = True
+                self.cube_pos = self.ee_pos.copy()
         self.t += 1
         return self.observation(), self.reward, self.done
 
@@ -286,11 +295,12 @@ class SyntheticEnv:
         ee_right = self._arm(img, q[7], q[9], RIGHT_BASE)
         ee = self._arm(img, q[0], q[2], LEFT_BASE)
         # The cube is drawn over the links so it is never hidden; the gripper ring goes on top.
-        lo, hi = self.cube_pos - CUBE_HALF, self.cube_pos + CUBE_HALF
-        rows, cols = self._window(lo, hi)
-        cube = np.maximum(np.abs(self._px[rows, cols] - self.cube_pos[0]),
-                          np.abs(self._py[rows, cols] - self.cube_pos[1]))
-        self._paint(img[rows, cols], cube - CUBE_HALF, _CUBE)
+        if self.cube_on_table or self.grasped:
+            lo, hi = self.cube_pos - CUBE_HALF, self.cube_pos + CUBE_HALF
+            rows, cols = self._window(lo, hi)
+            cube = np.maximum(np.abs(self._px[rows, cols] - self.cube_pos[0]),
+                              np.abs(self._py[rows, cols] - self.cube_pos[1]))
+            self._paint(img[rows, cols], cube - CUBE_HALF, _CUBE)
         for pos, g in ((ee, q[LEFT_GRIPPER]), (ee_right, q[RIGHT_GRIPPER])):
             radius = 0.08 + 0.08 * g  # 0.16 open, 0.08 closed
             color = _GRIP_OPEN if g > GRASP_THRESHOLD else _GRIP_CLOSED
@@ -309,7 +319,9 @@ def expert_action(env: SyntheticEnv) -> np.ndarray:
     within ``EXPERT_CLOSE_RADIUS`` of the cube (or holds it), command the gripper closed.
     """
     action = HOME_QPOS.copy()
-    action[0], action[2] = inverse_kinematics(env.cube_pos)
+    # Aim where the cube will be after this step (it slides while loose; held, it stays put).
+    target = env.cube_pos if env.grasped else env.cube_pos + BELT_VELOCITY
+    action[0], action[2] = inverse_kinematics(target)
     near = env.grasped or env.ee_to_cube <= EXPERT_CLOSE_RADIUS
     action[LEFT_GRIPPER] = 0.0 if near else 1.0
     return action.astype(np.float32)

@@ -90,18 +90,33 @@ def test_dynamics_speed_limit_and_grasp_rules(env):
     moved = env.qpos - q0
     assert np.all(np.abs(moved[[0, 2]]) <= sim.JOINT_SPEED + 1e-9)
     assert moved[sim.LEFT_GRIPPER] == 0  # already fully open; clipped to [0, 1]
-    # Closing the gripper away from the cube does not grasp it, nor does sliding onto it closed.
+    # Closing the gripper away from the cube does not grasp it, nor does tracking it closed.
     env.reset(seed=3)
     closed = sim.HOME_QPOS.copy()
     closed[sim.LEFT_GRIPPER] = 0.0
     for _ in range(12):
         env.step(closed)
     assert not env.grasped and env.reward == 0
-    reach = closed.copy()
-    reach[0], reach[2] = sim.inverse_kinematics(env.cube_pos)
-    for _ in range(40):
-        env.step(reach)
+    for _ in range(30):
+        track = closed.copy()
+        track[0], track[2] = sim.inverse_kinematics(env.cube_pos + sim.BELT_VELOCITY)
+        env.step(track)
     assert env.ee_to_cube < 1e-6 and not env.grasped and env.reward == 2
+
+
+def test_cube_slides_until_grasped_and_falls_off_the_table():
+    env = SyntheticEnv(episode_len=200, image_size=16)
+    env.reset(seed=1)
+    start = env.cube_pos.copy()
+    env.step(sim.HOME_QPOS)
+    np.testing.assert_allclose(env.cube_pos, start + sim.BELT_VELOCITY)
+    while env.cube_on_table:
+        env.step(sim.HOME_QPOS)
+    assert env.cube_pos[1] < sim.TABLE_END and env.reward == 0
+    assert not (env.render() == sim._CUBE.astype(np.uint8)).all(axis=-1).any()  # gone
+    # A grasped cube stops sliding and follows the gripper.
+    ep = expert_episode(SyntheticEnv(episode_len=60, image_size=16), seed=1)
+    assert ep.success
 
 
 def test_kinematics_round_trip():
