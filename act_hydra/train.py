@@ -18,7 +18,7 @@ import random
 import signal
 import sys
 import time
-from contextlib import nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, read_write
 
 from act_hydra.checkpoint import (
     CHECKPOINT_FORMAT,
@@ -497,6 +497,42 @@ def job_context() -> JobContext:
     return JobContext(run_dir)
 
 
+@contextmanager
+def hold_free_gpu(sweep_dir: Path, job_num: int, n_gpus: int):
+    """Yield a GPU index no other job of this local sweep holds, and hold it until the job ends.
+
+    Round-robin by job number alone puts two jobs on one GPU as soon as jobs finish out of
+    order (joblib starts the next job in whichever worker frees up first). Each GPU has a lock
+    file in ``<sweep dir>/.gpu_slots``; a job takes the first free one, starting from
+    ``job_num % n_gpus``. The OS releases the lock of a job that dies. With more parallel jobs
+    than GPUs (``hydra.launcher.n_jobs`` raised by hand) the job shares its round-robin GPU.
+    """
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): round-robin
+        yield job_num % n_gpus
+        return
+    slots = sweep_dir / ".gpu_slots"
+    slots.mkdir(parents=True, exist_ok=True)
+    held = None
+    for index in [(job_num + k) % n_gpus for k in range(n_gpus)]:
+        handle = open(slots / f"cuda{index}.lock", "a")  # noqa: SIM115 (held past the loop)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            continue
+        held = (index, handle)
+        break
+    if held is None:
+        yield job_num % n_gpus
+        return
+    try:
+        yield held[0]
+    finally:
+        held[1].close()  # closing the file releases the lock
+
+
 def record_sweep_job_failure(run_dir: Path, err: BaseException) -> None:
     """In a sweep a failed job leaves a summary that says why, for the sweep summary table."""
     path = run_dir / "summary.json"
@@ -554,7 +590,15 @@ def main(dcfg: DictConfig) -> float | None:
         # In a local sweep the job must not exit its (reused) worker process, and one failure
         # must not stop the others: record why it failed for the sweep summary and go on.
         try:
-            code, summary = execute(dcfg, job)
+            with ExitStack() as stack:
+                n_gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+                if dcfg.training.device == "auto" and n_gpus > 1 and job.n_parallel_jobs > 1:
+                    index = stack.enter_context(hold_free_gpu(
+                        Path(HydraConfig.get().sweep.dir), job.job_num, n_gpus))
+                    with read_write(dcfg):
+                        dcfg.training.device = f"cuda:{index}"
+                    torch.cuda.set_device(index)  # pinned memory, streams: not on GPU 0
+                code, summary = execute(dcfg, job)
         except Exception as err:
             log.exception("job %d failed", job.job_num)  # Hydra 1.3 logs no traceback
             record_sweep_job_failure(job.run_dir, err)
