@@ -44,7 +44,7 @@ class MetricsFile:
             tmp = self.path.with_suffix(".jsonl.tmp")
             tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
             tmp.replace(self.path)
-        self._file = open(self.path, "a", buffering=1)
+        self._file = open(self.path, "a", buffering=1)  # noqa: SIM115 (open for the run)
 
     def write(self, row: dict[str, Any]) -> None:
         self._file.write(json.dumps({k: _json_value(v) for k, v in row.items()}) + "\n")

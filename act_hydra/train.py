@@ -1,7 +1,7 @@
 """Train an ACT policy from a composed Hydra config.
 
-    python -m act_hydra.train                                   # quickstart: synthetic task, small ACT
-    python -m act_hydra.train experiment=aloha_sim_transfer_cube data.dataset_dir=/data/sim_transfer_cube_scripted
+    python -m act_hydra.train                     # quickstart: synthetic task, small ACT
+    python -m act_hydra.train experiment=aloha_sim_transfer_cube data.dataset_dir=/data/cube
     python -m act_hydra.train scheduler=cosine logger=wandb
     python -m act_hydra.train --multirun training.lr=1e-5,5e-5,1e-4
 

@@ -111,7 +111,8 @@ def collect_problems(cfg: TrainConfig) -> list[str]:
     else:
         syn = d.synthetic
         check(syn.num_episodes >= 2, "data.synthetic.num_episodes", syn.num_episodes,
-              "the train/val split needs at least 2 episodes", "pass data.synthetic.num_episodes=50")
+              "the train/val split needs at least 2 episodes",
+              "pass data.synthetic.num_episodes=50")
         check(syn.episode_len >= 2, "data.synthetic.episode_len", syn.episode_len,
               "an episode needs at least 2 steps", "pass data.synthetic.episode_len=60")
         check(syn.image_size >= 32, "data.synthetic.image_size", syn.image_size,
@@ -126,7 +127,7 @@ def collect_problems(cfg: TrainConfig) -> list[str]:
               "the warmup length must be >= 0", "pass scheduler.warmup_steps=500")
         check(s.warmup_steps < t.num_steps, "scheduler.warmup_steps", s.warmup_steps,
               f"the warmup must end before training.num_steps={t.num_steps}",
-              f"pass scheduler.warmup_steps={max(t.num_steps // 10, 0)} or raise training.num_steps")
+              f"pass scheduler.warmup_steps={t.num_steps // 10} or raise training.num_steps")
         check(s.min_lr >= 0, "scheduler.min_lr", s.min_lr, "the LR floor must be >= 0",
               "pass scheduler.min_lr=1e-7")
         check(s.min_lr <= t.lr, "scheduler.min_lr", s.min_lr,

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from act_hydra.tracking import read_metrics
 from act_hydra.train import EXIT_DIVERGED, EXIT_PREEMPTED
 from tests.conftest import ROOT, TINY, read_jsonl, run_train
 
@@ -41,16 +42,8 @@ def wait_for(predicate, proc: subprocess.Popen, timeout: float = 120.0) -> bool:
 
 
 def logged_steps(run_dir: Path) -> list[int]:
-    path = run_dir / "metrics.jsonl"
-    if not path.exists():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            pass
-    return [r["step"] for r in rows if "train/loss" in r]
+    """Training steps in metrics.jsonl so far (a line being written is skipped)."""
+    return [r["step"] for r in read_metrics(run_dir / "metrics.jsonl") if "train/loss" in r]
 
 
 def final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
