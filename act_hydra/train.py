@@ -18,7 +18,7 @@ import random
 import signal
 import sys
 import time
-from contextlib import ExitStack, contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,6 +52,7 @@ from act_hydra.distributed import any_rank, cleanup, init_distributed, shared_ru
 from act_hydra.model import ACTPolicy, count_trainable_parameters
 from act_hydra.rollout import evaluate_policy
 from act_hydra.schedule import build_scheduler
+from act_hydra.step import autocast_context, build_optimizer, build_train_loader, train_step
 from act_hydra.tracking import Tracker
 from act_hydra.validate import ConfigError, validate_config
 
@@ -107,13 +108,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def autocast_context(precision: str, device: torch.device):
-    if precision in ("bf16", "fp16"):
-        dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-        return torch.autocast(device_type=device.type, dtype=dtype)
-    return nullcontext()
 
 
 def resolve_dataset_dir(cfg: TrainConfig) -> Path:
@@ -290,17 +284,8 @@ def train(cfg: TrainConfig, job: JobContext, resolved_config: dict[str, Any]) ->
     val_set = EpisodeDataset(info, val_ids, chunk, list(cfg.data.camera_names),
                              cfg.data.preload_max_mib)
     start_step = saved["step"] if saved else 0
-    pin = device.type == "cuda"
-    workers = cfg.data.num_workers
-    loader = torch.utils.data.DataLoader(
-        train_set,
-        batch_sampler=StepBatchSampler(len(train_set), t.batch_size, t.seed, start_step,
-                                       dist_info.rank, dist_info.world_size),
-        num_workers=workers, pin_memory=pin, persistent_workers=workers > 0,
-        prefetch_factor=4 if workers > 0 else None,
-        # Its own generator: creating the iterator must not consume the global RNG that
-        # dropout and the CVAE sampling use, or a resumed run would drift from the original.
-        generator=torch.Generator().manual_seed(t.seed))
+    loader = build_train_loader(train_set, t, cfg.data.num_workers, device, start_step,
+                                dist_info.rank, dist_info.world_size)
     val_sampler = iter(StepBatchSampler(len(val_set), t.batch_size, cfg.data.split_seed))
     val_batches = [torch.utils.data.default_collate([val_set[i] for i in next(val_sampler)])
                    for _ in range(t.val_batches)]
@@ -322,13 +307,8 @@ def train(cfg: TrainConfig, job: JobContext, resolved_config: dict[str, Any]) ->
             policy, device_ids=[device.index] if device.type == "cuda" else None)
     if t.compile:
         trainer = torch.compile(trainer)
-    backbone = [p for n, p in policy.named_parameters() if "backbone" in n and p.requires_grad]
-    rest = [p for n, p in policy.named_parameters() if "backbone" not in n and p.requires_grad]
-    optimizer = torch.optim.AdamW(
-        [{"params": rest, "lr": t.lr}, {"params": backbone, "lr": t.lr_backbone}],
-        lr=t.lr, weight_decay=t.weight_decay,
-        # One fused kernel for the whole update instead of several per parameter (CUDA only).
-        fused=device.type == "cuda")
+    optimizer = build_optimizer(policy, t, fused=device.type == "cuda")
+    params = [p for p in policy.parameters() if p.requires_grad]
     scheduler = build_scheduler(optimizer, cfg.scheduler, t.lr, t.num_steps)
     scaler = torch.amp.GradScaler(device.type, enabled=t.precision == "fp16")
     best_val, best_step = float("inf"), None
@@ -403,23 +383,13 @@ def train(cfg: TrainConfig, job: JobContext, resolved_config: dict[str, Any]) ->
                         "written so far are intact. Fix: restore the episode files in "
                         "data.dataset_dir and run the same command again to resume.") from err
                 lrs = [g["lr"] for g in optimizer.param_groups]  # the rates of this update
-                with autocast_context(t.precision, device):
-                    loss, parts = trainer(batch, t.kl_weight)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.unscale_(optimizer)
-                max_norm = t.grad_clip_norm if t.grad_clip_norm > 0 else float("inf")
-                grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), max_norm)
-                scaler.step(optimizer)
-                scaler.update()
-                scheduler.step()
-                bad_now = ~torch.isfinite(loss.detach())
-                first_bad_step = torch.where(bad_now & (first_bad_step < 0),
-                                             torch.tensor(step, device=device), first_bad_step)
-
                 last = step == t.num_steps - 1
+                log_step = step % t.log_every == 0 or last
+                parts, grad_norm, first_bad_step = train_step(
+                    trainer, params, optimizer, scheduler, scaler, batch, t, device, step,
+                    first_bad_step, want_grad_norm=log_step)
                 window_steps += 1
-                if step % t.log_every == 0 or last:
+                if log_step:
                     raise_if_diverged()
                     elapsed = time.perf_counter() - window_start
                     row = {"step": step, **{f"train/{k}": float(v) for k, v in parts.items()},
