@@ -130,7 +130,7 @@ def test_paper_experiment_on_480x640_episodes_shorter_than_the_chunk(tmp_path):
     proc = run_train(tmp_path / "run", "experiment=aloha_sim_transfer_cube",
                      f"data.dataset_dir={episodes}", "training.num_steps=2",
                      "model.pretrained_backbone=false", "training.val_batches=1",
-                     "data.num_workers=0", tiny=False)
+                     "training.batch_size=2", "data.num_workers=0", tiny=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     log = (tmp_path / "run" / "train.log").read_text()
     assert "trainable parameters: 83922574" in log
