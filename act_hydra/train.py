@@ -343,9 +343,10 @@ def train(cfg: TrainConfig, job: JobContext, resolved_config: dict[str, Any]) ->
             return
         try:
             save_atomic(checkpoint(step_next), ckpt_dir / name)
-        except OSError as err:
+        except (OSError, RuntimeError) as err:  # torch.save reports a failed write as either
+            reason = getattr(err, "strerror", None) or str(err).splitlines()[0]
             raise RunIOError(
-                f"could not write {ckpt_dir / name} ({err.strerror or err}); the previous "
+                f"could not write {ckpt_dir / name} ({reason}); the previous "
                 f"checkpoint there is intact. Fix: free disk space or pass hydra.run.dir=<a "
                 "folder with room>, then run the same command again to resume.") from err
 

@@ -143,3 +143,32 @@ def test_resume_can_extend_num_steps(tmp_path, uninterrupted):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "resumed from" in (run_dir / "train.log").read_text()
     assert logged_steps(run_dir) == list(range(8))
+
+
+def _limit_file_size(max_bytes: int):
+    """preexec_fn: files may not grow past max_bytes (writes fail with EFBIG, like a full disk)."""
+    import resource
+
+    def apply():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # fail the write instead of killing us
+        resource.setrlimit(resource.RLIMIT_FSIZE, (max_bytes, max_bytes))
+    return apply
+
+
+def test_a_failed_checkpoint_write_keeps_the_previous_checkpoint(tmp_path):
+    from act_hydra.train import EXIT_IO_ERROR
+
+    run_dir = tmp_path / "run"
+    assert run_train(run_dir, *RUN[1:], "training.num_steps=4").returncode == 0
+    before = (run_dir / "checkpoints" / "last.pt").read_bytes()
+    # Continue to 8 steps, but no file may now exceed 1 MiB: the checkpoint at step 6 fails.
+    proc = subprocess.run(
+        [sys.executable, "-m", "act_hydra.train", *TINY, *RUN, f"hydra.run.dir={run_dir}"],
+        cwd=ROOT, env={**os.environ, "HYDRA_FULL_ERROR": "0"}, capture_output=True, text=True,
+        timeout=300, preexec_fn=_limit_file_size(1 << 20))
+    assert proc.returncode == EXIT_IO_ERROR, proc.stderr[-3000:]
+    assert "could not write" in proc.stderr and "the previous checkpoint there is intact" \
+        in proc.stderr
+    assert (run_dir / "checkpoints" / "last.pt").read_bytes() == before
+    assert not list((run_dir / "checkpoints").glob(".*.tmp-*"))
+    assert logged_steps(run_dir) == list(range(6))  # the metrics up to the failure survive
