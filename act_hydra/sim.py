@@ -1,4 +1,4 @@
-r"""The built-in synthetic task: reach a red cube that only the camera can see, then grasp it.
+r"""The built-in synthetic task: grasp a cube on a turntable that only the camera can see.
 
 A tiny deterministic simulator (numpy only) shaped like ALOHA, so that its episodes go through
 exactly the same HDF5 files, data loader and policy as real recordings, and trained policies can
@@ -8,14 +8,13 @@ Scene: the ``top`` camera looks straight down on a 2 x 2 table (coordinates in [
 in the image)::
 
      +-------------------------------+
-     |      ........................ |   [#]  the red cube: its centre is anywhere in the
-     |      :              [#]     : |        dotted region (CUBE_REGION)
-     |  ----:----.                 : |   ---  grey arm links
-    o|      :     \                : |   ( )  the left gripper: a green ring when open, a
-     |      :      \               : |        smaller yellow ring when closed
-     |      :     ( )              : |    o   left arm base, just off the left edge
-     |      :......................: |
-     | ( )                         ( |   bottom corners: home pose of the left gripper and
+     |          .-''-.         |   [#]  the red cube, on the turntable
+     |  ------.'    [#]     '.       |   ( )  the left gripper: a green ring when open, a
+     |         \              \      |        smaller yellow ring when closed
+    o|----------\---  +        |     |   ---  grey arm links
+     |          ( )            |     |    o   left arm base, just off the left edge
+     |          '.            .'     |    +   turntable centre (the disc is drawn lighter)
+     | ( )        '-........-'     ( |   bottom corners: home pose of the left gripper and
      +-------------------------------+   the parked right arm
 
 - **Robot.** Two arms x (6 joints + 1 gripper) = 14-dim ``qpos`` and ``action``, ordered like
@@ -27,27 +26,39 @@ in the image)::
   (links ``LINK_LENGTHS``, base ``LEFT_BASE`` just off the left edge). Its end effector (the
   gripper ring) is the forward kinematics of those two joints; the other joints and the right
   arm stay at their home values.
-- **Hidden target.** ``reset(seed)`` draws the cube centre uniformly in ``CUBE_REGION`` (a
-  1.3 x 1.5 area, most of the table). The robot always starts from the same home pose, so
-  ``qpos`` tells nothing about the cube at t=0: a policy has to find the cube in the ``top``
-  camera image (a high-contrast red square, 0.3 units wide: about 10 x 10 pixels at 64 x 64).
-- **Grasp.** The gripper grasps the cube when it *closes* (its position crosses
-  ``GRASP_THRESHOLD`` on the way down) while the end effector is within ``SUCCESS_TOLERANCE``
-  of the cube centre; a grasped cube follows the gripper until the gripper opens again. Closing
-  first and sliding onto the cube does not grasp it.
+- **Hidden target.** ``reset(seed)`` puts the cube at a random angle and a random distance
+  (``CUBE_RADII``, uniform over the ring's area) from the centre of a turntable that spins
+  counter-clockwise by ``SPIN`` rad per step, so a loose cube moves on a circle. The robot always
+  starts from the same home pose, so ``qpos`` tells nothing about the cube at t=0: a policy has
+  to find the cube in the ``top`` image (a high-contrast red square, 0.3 units wide: about
+  10 x 10 pixels at 64 x 64). Because the cube keeps moving until it is grasped, the arm trails
+  it and must keep looking, and every demonstration shows the cube at many positions (more
+  varied training images than a static cube would give).
+- **Grasp.** Closing the gripper is one grasp attempt: when the gripper position crosses
+  ``GRASP_THRESHOLD`` (half closed) on the way down, the cube is grasped if the end effector is
+  within ``SUCCESS_TOLERANCE`` (0.25) of the cube centre, and missed otherwise; the next attempt
+  needs the gripper opened to ``REARM_OPENING`` first. A grasped cube leaves the turntable and
+  follows the gripper until the gripper opens again (then it drops where it is). So closing
+  early, or chattering the gripper while passing over the cube, does not grasp it.
 - **Reward** (per step, the current stage, like ALOHA's staged rewards): 0 nothing, 1 the end
   effector is within 2 x ``SUCCESS_TOLERANCE`` of the cube (touch), 2 within
   ``SUCCESS_TOLERANCE`` (reach), 3 the cube is grasped (``max_reward``).
 - **Success** = the cube is grasped at the end of the episode (reward == ``max_reward`` at the
   last step; ``env.success``).
-- **Expert** (``expert_action``): command the inverse kinematics of the cube position with the
-  gripper open, and close the gripper once the end effector is within a quarter of the tolerance.
-  It succeeds on every seed; reaching takes 10-30 steps, so the default 60-step episode leaves
-  time to spare.
-- **Why a policy must look.** Replaying the mean expert trajectory (a "blind" policy) lands at
-  one fixed point and grasps only when the cube happens to be within 0.2 of it: about 5% of
-  seeds. An untrained policy does no better. Localising a 10-pixel red square to within 0.2
-  units (about 6 pixels at 64 x 64) is easy for a small CNN.
+- **Expert** (``expert_action``): track the inverse kinematics of where the cube will be after
+  this step, gripper open (it catches the cube within 4-16 steps); at step
+  ``EXPERT_CLOSE_STEP`` (25), on the cube, close the gripper (it grasps at step 28), then hold
+  still. Closing at a fixed time, like ALOHA's scripted policies, makes every demonstration look
+  the same in time. It succeeds on every seed when ``episode_len`` >= 29 (default 60).
+- **Why a policy must look.** The cubes lie on a ring around the turntable centre, so averaging
+  targets lands in the middle, away from every cube: replaying the mean expert trajectory
+  succeeds on about 3% of seeds, a constant mean action (roughly what an untrained policy
+  outputs) on about 1%, the mean action plus per-step noise on none. Even the best single fixed
+  grasp point, chosen with hindsight, gets under 20%.
+- **Learnable.** The cube turns slowly (``SPIN``, at most 0.14 units per 10 steps), so a policy
+  that plays each predicted chunk open loop still ends up on it, and a demonstration shows the
+  cube at ~30 positions, which helps a small CNN trained from scratch interpolate between
+  the training episodes.
 
 Episode seeds: ``generate_synthetic_dataset`` resets episode ``i`` with ``seed=(task_seed,
 TRAIN_STREAM, i)``; evaluation should use plain integer seeds (e.g. ``1000 + i``), which draw
@@ -62,7 +73,7 @@ from dataclasses import dataclass
 import numpy as np
 
 # Bump when the dynamics, rendering or expert change: it is part of the dataset cache key.
-SIM_VERSION = 1
+SIM_VERSION = 2
 
 STATE_DIM = 14
 ACTION_DIM = 14
@@ -70,20 +81,29 @@ CAMERA_NAMES = ("top",)
 DT = 0.02  # seconds per step (50 Hz, like ALOHA); only used for qvel
 
 JOINT_SPEED = 0.1  # rad per step, per joint
-GRIPPER_SPEED = 0.1  # normalised gripper units per step (1 = open, 0 = closed)
-GRASP_THRESHOLD = 0.25  # the gripper counts as closed at or below this
+GRIPPER_SPEED = 0.2  # normalised gripper units per step (1 = open, 0 = closed)
+GRASP_THRESHOLD = 0.5  # the gripper holds the cube once it is half closed (or more)
+REARM_OPENING = 0.9  # after a closing, the gripper must open this far before it can grasp again
 LEFT_GRIPPER = 6
 RIGHT_GRIPPER = 13
 
 LINK_LENGTHS = (1.2, 1.2)
 LEFT_BASE = np.array([-1.2, 0.0])
 RIGHT_BASE = np.array([1.2, 0.0])
-CUBE_REGION = ((-0.45, 0.85), (-0.1, 0.8))  # (x range, y range) of the cube centre at t=0
-BELT_VELOCITY = np.array([0.0, -0.02])  # a loose cube slides down the table, units per step
-TABLE_END = -1.0  # a loose cube whose centre passes this y has fallen off the table
+# The cube sits on a turntable that spins counter-clockwise; it starts at a random angle and at a
+# random distance from the turntable's centre.
+TURNTABLE_CENTER = np.array([0.1, 0.0])
+TURNTABLE_RADIUS = 0.85
+CUBE_RADII = (0.35, 0.7)  # range of the cube centre's distance from TURNTABLE_CENTER
+SPIN = 0.02  # rad per step
 CUBE_HALF = 0.15  # half the side of the cube
-SUCCESS_TOLERANCE = 0.2  # end effector to cube centre, table units
+SUCCESS_TOLERANCE = 0.25  # end effector to cube centre, table units
 EXPERT_CLOSE_RADIUS = 0.25 * SUCCESS_TOLERANCE
+# Like ALOHA's scripted policies, the expert follows a fixed timeline: it moves its joint targets
+# linearly from home onto the (moving) cube over EXPERT_REACH_STEPS steps, then closes the
+# gripper at EXPERT_CLOSE_STEP, so the arm's progress along its path tells the time.
+EXPERT_REACH_STEPS = 20
+EXPERT_CLOSE_STEP = 22
 
 TRAIN_STREAM = 0x5EED  # second word of training-episode seeds, see the module docstring
 
@@ -108,6 +128,15 @@ def inverse_kinematics(target: np.ndarray, base: np.ndarray = LEFT_BASE) -> tupl
     return waist, elbow
 
 
+def spin(pos: np.ndarray, steps: int = 1) -> np.ndarray:
+    """Where a loose cube at ``pos`` is ``steps`` steps later (it turns with the turntable)."""
+    d = np.asarray(pos, dtype=np.float64) - TURNTABLE_CENTER
+    if d @ d > TURNTABLE_RADIUS**2:
+        return np.array(pos, dtype=np.float64)
+    c, s = np.cos(SPIN * steps), np.sin(SPIN * steps)
+    return TURNTABLE_CENTER + np.array([c * d[0] - s * d[1], s * d[0] + c * d[1]])
+
+
 def _home_qpos() -> np.ndarray:
     q = np.zeros(STATE_DIM)
     # Non-task joints sit at ALOHA-like rest values; they never move.
@@ -126,6 +155,7 @@ HOME_QPOS = _home_qpos()
 # Colours (RGB uint8).
 _TABLE = np.array([38, 38, 46], np.float32)
 _TABLE_BORDER = np.array([70, 70, 80], np.float32)
+_TURNTABLE = np.array([52, 54, 66], np.float32)
 _CUBE = np.array([235, 30, 30], np.float32)
 _LINK = np.array([165, 165, 175], np.float32)
 _GRIP_OPEN = np.array([40, 225, 60], np.float32)
@@ -156,10 +186,10 @@ class SyntheticEnv:
         self._pixel = 2.0 / self.image_size
         self._background: np.ndarray | None = None
         self.cube_pos = np.zeros(2)
-        self.cube_on_table = True
         self.qpos = HOME_QPOS.copy()
         self.qvel = np.zeros(STATE_DIM)
         self.grasped = False
+        self.armed = True
         self.t = 0
         self._reset_called = False
 
@@ -182,8 +212,6 @@ class SyntheticEnv:
     def reward(self) -> int:
         if self.grasped:
             return 3
-        if not self.cube_on_table:
-            return 0
         d = self.ee_to_cube
         return 2 if d <= SUCCESS_TOLERANCE else 1 if d <= 2 * SUCCESS_TOLERANCE else 0
 
@@ -199,12 +227,15 @@ class SyntheticEnv:
     # -- episode -------------------------------------------------------------------------------
     def reset(self, seed: int | Sequence[int] | None = None) -> dict:
         rng = np.random.default_rng(seed)
-        (x0, x1), (y0, y1) = CUBE_REGION
-        self.cube_pos = np.array([rng.uniform(x0, x1), rng.uniform(y0, y1)])
-        self.cube_on_table = True
+        angle = rng.uniform(0.0, 2 * np.pi)
+        # Uniform over the ring's area, not over radii.
+        r0, r1 = CUBE_RADII
+        radius = np.sqrt(rng.uniform(r0 * r0, r1 * r1))
+        self.cube_pos = TURNTABLE_CENTER + radius * np.array([np.cos(angle), np.sin(angle)])
         self.qpos = HOME_QPOS.copy()
         self.qvel = np.zeros(STATE_DIM)
         self.grasped = False
+        self.armed = True  # the gripper is open: its next closing is a grasp attempt
         self.t = 0
         self._reset_called = True
         return self.observation()
@@ -229,17 +260,18 @@ class SyntheticEnv:
         self.qvel = (qpos - prev) / DT
 
         g_prev, g_now = prev[LEFT_GRIPPER], qpos[LEFT_GRIPPER]
-        if self.grasped and g_now > GRASP_THRESHOLD:  # opened: the cube drops back on the belt
+        if self.grasped and g_now > GRASP_THRESHOLD:  # opened: the cube drops where it is
             self.grasped = False
+        self.armed = self.armed or g_now >= REARM_OPENING
         if self.grasped:
             self.cube_pos = self.ee_pos.copy()
-        elif self.cube_on_table:
-            self.cube_pos = self.cube_pos + BELT_VELOCITY
-            self.cube_on_table = bool(self.cube_pos[1] >= TABLE_END)
-            if (self.cube_on_table and g_prev > GRASP_THRESHOLD >= g_now
-                    and self.ee_to_cube <= SUCCESS_TOLERANCE):
-                self.grasped = True
-                self.cube_pos = self.ee_pos.copy()
+        else:
+            self.cube_pos = spin(self.cube_pos)
+            if self.armed and g_prev > GRASP_THRESHOLD >= g_now:  # one attempt per closing
+                self.armed = False
+                if self.ee_to_cube <= SUCCESS_TOLERANCE:
+                    self.grasped = True
+                    self.cube_pos = self.ee_pos.copy()
         self.t += 1
         return self.observation(), self.reward, self.done
 
@@ -290,17 +322,18 @@ class SyntheticEnv:
             self._background[:] = _TABLE
             edge = 1.0 - np.maximum(np.abs(self._px), np.abs(self._py))
             self._paint(self._background, edge - 0.04, _TABLE_BORDER)
+            disc = np.hypot(self._px - TURNTABLE_CENTER[0], self._py - TURNTABLE_CENTER[1])
+            self._paint(self._background, disc - TURNTABLE_RADIUS, _TURNTABLE)
         img = self._background.copy()
         q = self.qpos
         ee_right = self._arm(img, q[7], q[9], RIGHT_BASE)
         ee = self._arm(img, q[0], q[2], LEFT_BASE)
         # The cube is drawn over the links so it is never hidden; the gripper ring goes on top.
-        if self.cube_on_table or self.grasped:
-            lo, hi = self.cube_pos - CUBE_HALF, self.cube_pos + CUBE_HALF
-            rows, cols = self._window(lo, hi)
-            cube = np.maximum(np.abs(self._px[rows, cols] - self.cube_pos[0]),
-                              np.abs(self._py[rows, cols] - self.cube_pos[1]))
-            self._paint(img[rows, cols], cube - CUBE_HALF, _CUBE)
+        lo, hi = self.cube_pos - CUBE_HALF, self.cube_pos + CUBE_HALF
+        rows, cols = self._window(lo, hi)
+        cube = np.maximum(np.abs(self._px[rows, cols] - self.cube_pos[0]),
+                          np.abs(self._py[rows, cols] - self.cube_pos[1]))
+        self._paint(img[rows, cols], cube - CUBE_HALF, _CUBE)
         for pos, g in ((ee, q[LEFT_GRIPPER]), (ee_right, q[RIGHT_GRIPPER])):
             radius = 0.08 + 0.08 * g  # 0.16 open, 0.08 closed
             color = _GRIP_OPEN if g > GRASP_THRESHOLD else _GRIP_CLOSED
@@ -315,15 +348,21 @@ class SyntheticEnv:
 def expert_action(env: SyntheticEnv) -> np.ndarray:
     """The demonstrator: (14,) float32 absolute joint targets, from the privileged cube position.
 
-    Target the inverse kinematics of the cube with the gripper open; once the end effector is
-    within ``EXPERT_CLOSE_RADIUS`` of the cube (or holds it), command the gripper closed.
+    Move the arm's joint targets linearly from home to the inverse kinematics of the (moving)
+    cube over ``EXPERT_REACH_STEPS`` steps, gripper open; from step ``EXPERT_CLOSE_STEP`` on,
+    once the end effector is within ``EXPERT_CLOSE_RADIUS`` of the cube (or holds it), command
+    the gripper closed. Episodes shorter than ``EXPERT_CLOSE_STEP + 4`` steps end before the
+    grasp.
     """
     action = HOME_QPOS.copy()
-    # Aim where the cube will be after this step (it slides while loose; held, it stays put).
-    target = env.cube_pos if env.grasped else env.cube_pos + BELT_VELOCITY
-    action[0], action[2] = inverse_kinematics(target)
-    near = env.grasped or env.ee_to_cube <= EXPERT_CLOSE_RADIUS
-    action[LEFT_GRIPPER] = 0.0 if near else 1.0
+    # Aim where the cube will be after this step (it turns while loose; held, it stays put).
+    target = env.cube_pos if env.grasped else spin(env.cube_pos)
+    goal = np.array(inverse_kinematics(target))
+    progress = min(1.0, (env.t + 1) / EXPERT_REACH_STEPS)
+    home = HOME_QPOS[[0, 2]]
+    action[0], action[2] = home + progress * (goal - home)
+    close = env.grasped or (env.t >= EXPERT_CLOSE_STEP and env.ee_to_cube <= EXPERT_CLOSE_RADIUS)
+    action[LEFT_GRIPPER] = 0.0 if close else 1.0
     return action.astype(np.float32)
 
 

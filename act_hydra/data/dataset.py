@@ -101,7 +101,7 @@ class EpisodeDataset(Dataset):
         is_pad = np.ones(self.chunk_size, bool)
         is_pad[:n] = False
         if self.images is not None:
-            images = self.images[ep][ts]
+            images = self.images[ep][ts].copy()  # never hand out a view of the preloaded frames
         else:
             f = self._file(ep)
             images = np.stack([f[f"observations/images/{c}"][ts] for c in self.camera_names])
