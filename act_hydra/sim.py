@@ -45,20 +45,22 @@ in the image)::
   ``SUCCESS_TOLERANCE`` (reach), 3 the cube is grasped (``max_reward``).
 - **Success** = the cube is grasped at the end of the episode (reward == ``max_reward`` at the
   last step; ``env.success``).
-- **Expert** (``expert_action``): track the inverse kinematics of where the cube will be after
-  this step, gripper open (it catches the cube within 4-16 steps); at step
-  ``EXPERT_CLOSE_STEP`` (25), on the cube, close the gripper (it grasps at step 28), then hold
-  still. Closing at a fixed time, like ALOHA's scripted policies, makes every demonstration look
-  the same in time. It succeeds on every seed when ``episode_len`` >= 29 (default 60).
+- **Expert** (``expert_action``): a fixed timeline, like ALOHA's scripted policies. Over the
+  first ``EXPERT_REACH_STEPS`` (20) steps its waist/elbow targets move linearly from home onto
+  the inverse kinematics of where the cube will be next (so the arm's progress along its path
+  tells the time); then it tracks the cube, closes the gripper at step ``EXPERT_CLOSE_STEP``
+  (22; the grasp happens 3 steps later) and holds still. It succeeds on every seed when
+  ``episode_len`` >= 26 (default 60).
 - **Why a policy must look.** The cubes lie on a ring around the turntable centre, so averaging
   targets lands in the middle, away from every cube: replaying the mean expert trajectory
   succeeds on about 3% of seeds, a constant mean action (roughly what an untrained policy
   outputs) on about 1%, the mean action plus per-step noise on none. Even the best single fixed
   grasp point, chosen with hindsight, gets under 20%.
-- **Learnable.** The cube turns slowly (``SPIN``, at most 0.14 units per 10 steps), so a policy
-  that plays each predicted chunk open loop still ends up on it, and a demonstration shows the
-  cube at ~30 positions, which helps a small CNN trained from scratch interpolate between
-  the training episodes.
+- **Learnable.** The cube turns slowly (``SPIN``, at most 0.14 units per 10 steps), so chunks
+  played open loop still end up on it, and each demonstration shows the cube at ~25 positions,
+  which helps a CNN trained from scratch interpolate between training episodes. Measured with
+  the quickstart (``model=act_small``, 1500 steps, batch 8, ResNet18 from scratch, ~4 min on
+  2 CPU cores): 80-100% success over 50 evaluation seeds; untrained: 0-2%.
 
 Episode seeds: ``generate_synthetic_dataset`` resets episode ``i`` with ``seed=(task_seed,
 TRAIN_STREAM, i)``; evaluation should use plain integer seeds (e.g. ``1000 + i``), which draw
