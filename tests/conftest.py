@@ -60,13 +60,9 @@ def read_jsonl(path: Path) -> list[dict]:
 @pytest.fixture
 def compose_train():
     """compose(overrides) -> DictConfig of the primary config, with the real conf/ folder."""
-    from hydra import compose, initialize_config_dir
-
-    import act_hydra.config  # noqa: F401  (registers the schema)
+    from act_hydra.compose import compose_train_config
 
     def _compose(overrides: list[str] | None = None, return_hydra_config: bool = False):
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            return compose("train", overrides=overrides or [],
-                           return_hydra_config=return_hydra_config)
+        return compose_train_config(overrides or [], return_hydra_config=return_hydra_config)
 
     return _compose
