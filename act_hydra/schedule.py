@@ -43,6 +43,15 @@ def lr_factor_fn(cfg: SchedulerConfig, lr: float, num_steps: int):
     raise ValueError(f"unknown scheduler {cfg.name!r}")
 
 
+def restore_scheduler(scheduler: torch.optim.lr_scheduler.LambdaLR, state: dict,
+                      cfg: SchedulerConfig, lr: float, num_steps: int) -> None:
+    """Load a checkpointed schedule; its length follows the *current* num_steps (so a resumed
+    run can train longer). Only the factor function is replaced: building a new LambdaLR
+    would reset the optimizer's LR to f(0) for the first resumed update."""
+    scheduler.load_state_dict(state)
+    scheduler.lr_lambdas = [lr_factor_fn(cfg, lr, num_steps)] * len(scheduler.lr_lambdas)
+
+
 def build_scheduler(optimizer: torch.optim.Optimizer, cfg: SchedulerConfig, lr: float,
                     num_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
     """LambdaLR stepped once per optimizer update; the factor applies to every param group."""

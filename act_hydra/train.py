@@ -51,7 +51,7 @@ from act_hydra.data import (
 from act_hydra.distributed import any_rank, cleanup, init_distributed, shared_run_dir
 from act_hydra.model import ACTPolicy, count_trainable_parameters
 from act_hydra.rollout import evaluate_policy
-from act_hydra.schedule import build_scheduler
+from act_hydra.schedule import build_scheduler, restore_scheduler
 from act_hydra.step import autocast_context, build_optimizer, build_train_loader, train_step
 from act_hydra.tracking import Tracker
 from act_hydra.validate import ConfigError, validate_config
@@ -315,10 +315,7 @@ def train(cfg: TrainConfig, job: JobContext, resolved_config: dict[str, Any]) ->
     if saved:
         policy.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        # The schedule's length follows the *current* num_steps, so training longer works.
-        scheduler.lr_lambdas = build_scheduler(optimizer, cfg.scheduler, t.lr,
-                                               t.num_steps).lr_lambdas
+        restore_scheduler(scheduler, saved["scheduler"], cfg.scheduler, t.lr, t.num_steps)
         scaler.load_state_dict(saved["scaler"])
         best_val, best_step = saved["best_val_loss"], saved["best_val_step"]
         restore_rng_state(saved["rng"])

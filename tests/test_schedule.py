@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from act_hydra.config import SchedulerConfig
-from act_hydra.schedule import build_scheduler, cosine_with_warmup_factor
+from act_hydra.schedule import build_scheduler, cosine_with_warmup_factor, restore_scheduler
 
 # (step, warmup, total, min_lr_ratio, expected factor), computed by hand from the formula.
 TABLE = [
@@ -61,3 +61,25 @@ def test_none_keeps_the_base_lr():
         assert [g["lr"] for g in opt.param_groups] == [1e-4, 1e-5]
         opt.step()
         sched.step()
+
+
+def test_restored_schedule_continues_at_the_saved_step():
+    cfg = SchedulerConfig("cosine", 2, 1e-6)
+    opt = _optimizer()
+    sched = build_scheduler(opt, cfg, lr=1e-4, num_steps=10)
+    for _ in range(5):
+        opt.step()
+        sched.step()
+    expected = [g["lr"] for g in opt.param_groups]
+    assert expected[0] > 0
+
+    resumed = _optimizer()
+    resumed_sched = build_scheduler(resumed, cfg, lr=1e-4, num_steps=10)
+    resumed.load_state_dict(opt.state_dict())
+    restore_scheduler(resumed_sched, sched.state_dict(), cfg, lr=1e-4, num_steps=10)
+    assert [g["lr"] for g in resumed.param_groups] == expected
+    resumed.step()
+    resumed_sched.step()
+    opt.step()
+    sched.step()
+    assert [g["lr"] for g in resumed.param_groups] == [g["lr"] for g in opt.param_groups]
