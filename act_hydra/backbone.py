@@ -18,19 +18,20 @@ from torch import nn
 from torchvision.models._utils import IntermediateLayerGetter
 from torchvision.ops.misc import FrozenBatchNorm2d
 
+from act_hydra.errors import BadInputError
+
 # Set to 1 to let torchvision download missing weights. Off by default because a download
 # attempt without network can hang for minutes before failing, e.g. on a cluster node.
 ALLOW_DOWNLOAD_ENV = "ACT_HYDRA_ALLOW_DOWNLOAD"
-SUPPORTED_BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 
 
-class BackboneWeightsError(RuntimeError):
+class BackboneWeightsError(BadInputError):
     """The ImageNet weights asked for by ``model.pretrained_backbone=true`` are unavailable."""
 
 
 def imagenet_weights(name: str) -> torchvision.models.WeightsEnum:
     """The torchvision weights the original ACT uses (``pretrained=True`` meant IMAGENET1K_V1)."""
-    return torchvision.models.get_model_weights(name).IMAGENET1K_V1
+    return torchvision.models.get_model_weights(str(name)).IMAGENET1K_V1
 
 
 def weights_cache_path(weights: torchvision.models.WeightsEnum) -> Path:
@@ -51,15 +52,23 @@ def _weights_error(name: str, weights, path: Path, reason: str) -> BackboneWeigh
     )
 
 
-def load_imagenet_state_dict(name: str) -> dict[str, torch.Tensor]:
-    """ImageNet state dict of ``name`` from torchvision's cache, never touching the network
-    unless ``ACT_HYDRA_ALLOW_DOWNLOAD=1``. Raises BackboneWeightsError with the fix otherwise."""
+def check_imagenet_weights_available(name: str) -> None:
+    """Raise BackboneWeightsError (with the fix) unless the weights are cached or may be
+    downloaded: cheap, so training calls it before any dataset work."""
     weights = imagenet_weights(name)
     path = weights_cache_path(weights)
     allow_download = os.environ.get(ALLOW_DOWNLOAD_ENV, "").lower() in ("1", "true", "yes")
-    # Check the cache ourselves first: torchvision would otherwise start a download.
+    # Check the cache ourselves: torchvision would otherwise start a download.
     if not path.is_file() and not allow_download:
         raise _weights_error(name, weights, path, "the file is not in the cache")
+
+
+def load_imagenet_state_dict(name: str) -> dict[str, torch.Tensor]:
+    """ImageNet state dict of ``name`` from torchvision's cache, never touching the network
+    unless ``ACT_HYDRA_ALLOW_DOWNLOAD=1``. Raises BackboneWeightsError with the fix otherwise."""
+    check_imagenet_weights_available(name)
+    weights = imagenet_weights(name)
+    path = weights_cache_path(weights)
     try:
         return weights.get_state_dict(progress=False, check_hash=True)
     except Exception as exc:  # offline download, truncated file, ...: same fix applies
@@ -69,8 +78,7 @@ def load_imagenet_state_dict(name: str) -> dict[str, torch.Tensor]:
 def build_backbone(name: str, pretrained: bool) -> tuple[nn.Module, int]:
     """ResNet up to layer4 with frozen BN. Returns (module, feature channels). The module maps
     (B, 3, H, W) to ``{"feature_map": (B, C, H/32, W/32)}``."""
-    if name not in SUPPORTED_BACKBONES:
-        raise ValueError(f"model.vision_backbone={name!r}: expected one of {SUPPORTED_BACKBONES}")
+    name = str(name)  # a config Backbone value; the schema restricts it to torchvision ResNets
     resnet = torchvision.models.get_model(name, weights=None, norm_layer=FrozenBatchNorm2d)
     if pretrained:
         # FrozenBatchNorm2d drops the checkpoint's num_batches_tracked keys, so strict loading

@@ -1,111 +1,173 @@
 """Typed schema of every config group, registered in Hydra's ConfigStore.
 
-The YAML files in ``conf/`` only set values; the keys and their types live here, so a typo
-(``training.lrr=1``) or a wrong type (``training.lr=abc``) fails with Hydra's own message
-before anything runs. Range rules that types cannot express live in ``act_hydra.validate``.
+The single source of truth for keys, types and defaults: the YAML files in ``conf/`` only set
+the values an option changes. A typo (``training.lrr=1``), a wrong type (``training.lr=abc``) or
+a value outside a closed set (``training.precision=fp8``) fails with Hydra's own message, which
+lists the legal values, before anything runs. Range rules that types cannot express live in
+``act_hydra.validate``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import List, Optional
 
 from hydra.core.config_store import ConfigStore
 
 
+class Choice(str, Enum):
+    """A closed set of string values: compares equal to its value and prints as it."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
+
+class Precision(Choice):
+    fp32 = "fp32"
+    tf32 = "tf32"  # fp32 storage, TF32 matmuls and convolutions on CUDA
+    bf16 = "bf16"  # autocast to bfloat16
+    fp16 = "fp16"  # autocast to float16 with a gradient scaler
+
+
+class SchedulerName(Choice):
+    none = "none"  # constant LR, as the original
+    cosine = "cosine"  # linear warmup, then cosine decay
+
+
+class LoggerBackend(Choice):
+    none = "none"
+    wandb = "wandb"
+
+
+class LoggerMode(Choice):
+    online = "online"
+    offline = "offline"
+    disabled = "disabled"
+
+
+class Activation(Choice):
+    relu = "relu"
+    gelu = "gelu"
+
+
+class Backbone(Choice):
+    """torchvision ResNets (layer4 feature map, frozen batch norm)."""
+
+    resnet18 = "resnet18"
+    resnet34 = "resnet34"
+    resnet50 = "resnet50"
+    resnet101 = "resnet101"
+    resnet152 = "resnet152"
+
+
 @dataclass
 class ModelConfig:
-    """ACT architecture. Names follow LeRobot's ACTConfig where one exists."""
+    """ACT architecture; the defaults are the paper's (Table III). Key names follow LeRobot's
+    ACTConfig where one exists."""
 
-    name: str = "act"
-    chunk_size: int = 100  # actions predicted per query (the paper's k)
-    dim_model: int = 512
-    n_heads: int = 8
-    dim_feedforward: int = 3200
-    feedforward_activation: str = "relu"
-    n_encoder_layers: int = 4
-    # The paper uses 7 decoder layers; the original code only ever used the first one (the
-    # `[0]` bug). We always use the output of the last layer, so 7 means 7.
+    name: str = "act"  # the conf/model option that composed this node (a label only)
+    chunk_size: int = 100  # actions predicted per query (the paper's k), in control steps
+    dim_model: int = 512  # transformer width; a multiple of n_heads and of 4
+    n_heads: int = 8  # attention heads per layer
+    dim_feedforward: int = 3200  # hidden units of each transformer feed-forward block
+    feedforward_activation: Activation = Activation.relu
+    n_encoder_layers: int = 4  # transformer encoder layers over image and state tokens
+    # The paper uses 7 decoder layers; the original code reads the first layer's output (its
+    # `[0]`), so n_decoder_layers=1 is the network it effectively trained. We use the last.
     n_decoder_layers: int = 7
-    n_vae_encoder_layers: int = 4
-    latent_dim: int = 32
-    use_vae: bool = True
-    dropout: float = 0.1
-    pre_norm: bool = False  # the original transformer is post-norm
-    vision_backbone: str = "resnet18"
-    # ImageNet weights from torchvision's cache (TORCH_HOME); fails clearly when offline.
+    n_vae_encoder_layers: int = 4  # layers of the CVAE encoder (training only)
+    latent_dim: int = 32  # size of the CVAE latent z
+    use_vae: bool = True  # false: no CVAE encoder, z = 0 and no KL term
+    dropout: float = 0.1  # transformer dropout probability, in [0, 1)
+    pre_norm: bool = False  # false: post-norm, as the original transformer
+    vision_backbone: Backbone = Backbone.resnet18
+    # true: start from torchvision's ImageNet weights (from TORCH_HOME; no download unless
+    # ACT_HYDRA_ALLOW_DOWNLOAD=1); false: train the ResNet from scratch.
     pretrained_backbone: bool = True
 
 
 @dataclass
 class SyntheticTaskConfig:
-    """The built-in task: episodes rendered by act_hydra.sim, written as ALOHA HDF5."""
+    """The built-in task (act_hydra/sim.py), generated once into the dataset cache."""
 
-    num_episodes: int = 50
-    episode_len: int = 60
-    image_size: int = 64  # square camera images (pixels)
-    seed: int = 0
+    num_episodes: int = 50  # scripted demonstrations (train + validation)
+    episode_len: int = 60  # control steps per episode
+    image_size: int = 64  # side of the square `top` camera image, in pixels
+    seed: int = 0  # task seed: the same seed gives the same episodes
 
 
 @dataclass
 class DataConfig:
-    name: str = "synthetic"
-    # Folder of episode_*.hdf5 files. For the synthetic task it may stay null: the episodes are
-    # generated once into a cache folder keyed by the task settings.
+    """Where the demonstrations come from and how they are split and read. The defaults are
+    recorded data (conf/data/aloha_hdf5.yaml); conf/data/synthetic.yaml sets `synthetic`."""
+
+    name: str = "aloha_hdf5"  # the conf/data option that composed this node (a label only)
+    # A folder of episode_*.hdf5 files (recorded data). For a generated task: null = the
+    # dataset cache ($ACT_HYDRA_CACHE, default ~/.cache/act_hydra), or another cache root.
     dataset_dir: Optional[str] = None
-    camera_names: List[str] = field(default_factory=lambda: ["top"])
-    train_ratio: float = 0.8
-    split_seed: int = 1  # the original fixes the train/val split with seed 1, whatever the run seed
-    num_workers: int = 0
+    camera_names: List[str] = field(default_factory=lambda: ["top"])  # images fed to the policy
+    train_ratio: float = 0.8  # fraction of episodes used for training; the rest validate
+    split_seed: int = 1  # seed of the train/val split (the original fixes it at 1)
+    num_workers: int = 2  # DataLoader worker processes (0: load in the training process)
     # Keep all episodes in RAM when they fit under this many MiB (0: always read from disk).
     preload_max_mib: int = 1024
-    synthetic: Optional[SyntheticTaskConfig] = None
+    synthetic: Optional[SyntheticTaskConfig] = None  # set: train on the built-in task
 
 
 @dataclass
 class SchedulerConfig:
-    name: str = "none"  # none: constant LR (the original); cosine: linear warmup + cosine decay
-    warmup_steps: int = 0
-    min_lr: float = 0.0
+    """LR schedule per optimizer update; both parameter groups scale by the same factor."""
+
+    name: SchedulerName = SchedulerName.none
+    warmup_steps: int = 0  # linear warmup from 0 over this many updates (cosine only)
+    min_lr: float = 0.0  # LR reached at training.num_steps (cosine only)
 
 
 @dataclass
 class LoggerConfig:
-    backend: str = "none"  # none | wandb
-    project: str = "act-hydra"
-    entity: Optional[str] = None
-    group: Optional[str] = None
-    name: Optional[str] = None
+    """Experiment tracking on top of train.log and metrics.jsonl."""
+
+    backend: LoggerBackend = LoggerBackend.none  # none never imports wandb
+    project: str = "act-hydra"  # W&B project
+    entity: Optional[str] = None  # W&B team or user; null: the credential's default
+    group: Optional[str] = None  # null: $WANDB_RUN_GROUP, else the sweep folder in --multirun
+    name: Optional[str] = None  # null: the job's overrides in --multirun, else the run dir name
     tags: List[str] = field(default_factory=list)
     notes: Optional[str] = None
     job_type: str = "train"
-    mode: str = "online"  # online | offline | disabled
-    log_model: bool = False
+    mode: LoggerMode = LoggerMode.online  # offline: sync later with `wandb sync`
+    log_model: bool = False  # true: upload best.pt and last.pt as an artifact at the end
 
 
 @dataclass
 class TrainingConfig:
-    lr: float = 1e-4
-    lr_backbone: float = 1e-4
-    weight_decay: float = 1e-4
-    batch_size: int = 8
-    num_steps: int = 1000
-    kl_weight: float = 10.0  # the original parses it as int; fractional weights are allowed here
-    grad_clip_norm: float = 0.0  # 0 disables clipping (the original has none)
-    seed: int = 0
-    log_every: int = 50
-    eval_every: int = 200
-    val_batches: int = 8  # batches drawn from the validation episodes at each evaluation
-    save_every: int = 500
-    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
-    precision: str = "fp32"  # fp32 | tf32 | bf16 (autocast) | fp16 (autocast + grad scaler)
-    compile: bool = False  # torch.compile the training step's model (pays off on long GPU runs)
-    resume: str = "auto"  # auto | never | path to a checkpoint
-    # Closed-loop success rate on the synthetic task every N steps (0: off) over this many
+    """The optimisation loop. Step counts are optimizer updates."""
+
+    lr: float = 1e-4  # AdamW learning rate of everything but the backbone
+    lr_backbone: float = 1e-4  # learning rate of the ResNet (0 freezes it)
+    weight_decay: float = 1e-4  # AdamW decoupled weight decay, both groups
+    batch_size: int = 8  # samples per update (per process under DDP)
+    num_steps: int = 1500  # optimizer updates in the whole run
+    kl_weight: float = 10.0  # weight of the CVAE KL term (the original parses it as an int)
+    grad_clip_norm: float = 0.0  # max global gradient norm (0: no clipping, as the original)
+    seed: int = 0  # seeds Python, NumPy, torch and the batch order
+    log_every: int = 50  # a training row in metrics.jsonl every N updates (and the last)
+    eval_every: int = 250  # validation loss every N updates (and after the last)
+    val_batches: int = 8  # fixed batches from the validation episodes per evaluation
+    save_every: int = 500  # checkpoints/last.pt every N updates (and at the end)
+    device: str = "auto"  # auto (cuda, else mps, else cpu) | cpu | cuda | cuda:N | mps
+    precision: Precision = Precision.fp32
+    compile: bool = False  # torch.compile the model the step calls (pays off on long GPU runs)
+    resume: str = "auto"  # auto: continue this run dir | never: refuse a used one | a .pt path
+    # Closed-loop success rate in the simulator every N updates (0: off), over this many
     # seeded episodes, logged as eval/success_rate.
     eval_rollouts_every: int = 0
     eval_rollouts_episodes: int = 20
-    progress_bar: bool = True  # shown only on a terminal
+    progress_bar: bool = True  # a tqdm bar, shown only when stderr is a terminal
 
 
 @dataclass
@@ -142,13 +204,23 @@ class OsmoConfig:
 
 
 @dataclass
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    osmo: OsmoConfig = field(default_factory=OsmoConfig)
+
+
+@dataclass
 class EvalSettings:
-    num_episodes: int = 50
+    num_episodes: int = 50  # seeded rollouts
     temporal_ensemble: bool = False  # query every step and average overlapping chunks
     ensemble_coeff: float = 0.01  # m in exp(-m * i), i = 0 for the oldest prediction
     seed_base: int = 1000  # episode i resets with seed seed_base + i
     num_videos: int = 3  # rollouts saved as GIFs next to the results
-    device: str = "auto"
+    device: str = "auto"  # as training.device
 
 
 @dataclass
@@ -159,18 +231,8 @@ class EvalConfig:
     eval: EvalSettings = field(default_factory=EvalSettings)
 
 
-@dataclass
-class TrainConfig:
-    model: ModelConfig = field(default_factory=ModelConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
-    logger: LoggerConfig = field(default_factory=LoggerConfig)
-    training: TrainingConfig = field(default_factory=TrainingConfig)
-    osmo: OsmoConfig = field(default_factory=OsmoConfig)
-
-
 def register_configs() -> None:
-    """Store the schema; conf/train.yaml lists `train_schema` first in its defaults."""
+    """Store the schema; conf/train.yaml and conf/eval.yaml list it first in their defaults."""
     ConfigStore.instance().store(name="train_schema", node=TrainConfig)
     ConfigStore.instance().store(name="eval_schema", node=EvalConfig)
 

@@ -1,7 +1,7 @@
 """ACT (Action Chunking with Transformers, Zhao et al. 2023): model, loss and policy wrapper.
 
 The architecture follows the original (tonyzhaozh/act, ``detr/models``) with LeRobot's module
-layout; see reference/act.md §1. Differences from the original, all deliberate:
+layout. Differences from the original, all deliberate:
 
 * The action head reads the output of the **last** decoder layer. The original takes ``[0]`` of
   the stacked intermediate outputs, so only decoder layer 1 is trained (act#10, lerobot#192).
@@ -20,12 +20,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from act_hydra.backbone import build_backbone
-from act_hydra.config import ModelConfig
+from act_hydra.config import Activation, ModelConfig
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 NORM_STAT_KEYS = ("state_mean", "state_std", "action_mean", "action_std")
-ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu}
+ACTIVATIONS = {Activation.relu: F.relu, Activation.gelu: F.gelu}
 
 
 # --------------------------------------------------------------------------- positional encodings
@@ -71,10 +71,8 @@ class _Layer(nn.Module):
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        if cfg.feedforward_activation not in ACTIVATIONS:
-            raise ValueError(f"model.feedforward_activation: expected one of {list(ACTIVATIONS)}")
         self.pre_norm = cfg.pre_norm
-        self.activation = ACTIVATIONS[cfg.feedforward_activation]
+        self.activation = ACTIVATIONS[Activation(cfg.feedforward_activation)]
         self.linear1 = nn.Linear(cfg.dim_model, cfg.dim_feedforward)
         self.linear2 = nn.Linear(cfg.dim_feedforward, cfg.dim_model)
         self.dropout = nn.Dropout(cfg.dropout)  # inside the feedforward block

@@ -368,13 +368,6 @@ def expert_action(env: SyntheticEnv) -> np.ndarray:
     return action.astype(np.float32)
 
 
-class ScriptedExpert:
-    """Callable wrapper: ``ScriptedExpert()(env, obs) -> action`` (the policy signature)."""
-
-    def __call__(self, env: SyntheticEnv, obs: dict | None = None) -> np.ndarray:
-        return expert_action(env)
-
-
 @dataclass
 class Episode:
     """One rollout: ``qpos``/``qvel``/``action`` (T, 14) float32, ``images[cam]`` (T, H, W, 3)

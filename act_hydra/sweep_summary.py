@@ -45,6 +45,7 @@ from typing import Any
 import yaml
 from hydra.experimental.callback import Callback
 
+from act_hydra import atomic
 from act_hydra.tracking import read_metrics
 
 log = logging.getLogger(__name__)
@@ -413,12 +414,6 @@ def plot_val_loss(summary: SweepSummary, path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 # ----------------------------------------------------------------------------- entry points
 
 def summarize_sweep(root: Path | str, out_dir: Path | str | None = None,
@@ -435,8 +430,8 @@ def summarize_sweep(root: Path | str, out_dir: Path | str | None = None,
     pick_winner(rows, rank_by)
     out = Path(out_dir) if out_dir is not None else root
     out.mkdir(parents=True, exist_ok=True)
-    _write_text(out / CSV_NAME, render_csv(summary))
-    _write_text(out / MD_NAME, render_markdown(summary))
+    atomic.write_text(out / CSV_NAME, render_csv(summary))
+    atomic.write_text(out / MD_NAME, render_markdown(summary))
     summary.files = [out / CSV_NAME, out / MD_NAME]
     if plot:
         try:

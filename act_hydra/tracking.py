@@ -11,7 +11,10 @@ import json
 import logging
 import math
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
+
+from act_hydra import atomic
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +44,7 @@ class MetricsFile:
         self.path = Path(path)
         if resume_step is not None:
             kept = [r for r in read_metrics(self.path) if r.get("step", -1) < resume_step]
-            tmp = self.path.with_suffix(".jsonl.tmp")
-            tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
-            tmp.replace(self.path)
+            atomic.write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
         self._file = open(self.path, "a", buffering=1)  # noqa: SIM115 (open for the run)
 
     def write(self, row: dict[str, Any]) -> None:
@@ -78,7 +79,8 @@ class Tracker:
         if self.wandb is not None:
             self.wandb.log(row)
 
-    def finish(self, summary: dict[str, Any], checkpoints: list[Path], exit_code: int) -> None:
+    def finish(self, summary: dict[str, Any], exit_code: int,
+               checkpoints: Sequence[Path] = ()) -> None:
         if self.metrics is not None:
             self.metrics.close()
         if self.wandb is not None:

@@ -22,12 +22,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from act_hydra.errors import DatasetError
+
 EPISODE_GLOB = "episode_*.hdf5"
 _INDEX = re.compile(r"^episode_(\d+)\.hdf5$")
-
-
-class DatasetError(ValueError):
-    """A dataset that cannot be trained on; the message says what to change."""
 
 
 @dataclass(frozen=True)
@@ -250,16 +248,3 @@ def _listing(f: h5py.File) -> str:
     names: list[str] = []
     f.visit(lambda name: names.append("/" + name) if len(names) < 12 else None)
     return ", ".join(names) or "nothing"
-
-
-def load_episode(path: str | Path, camera_names=None) -> dict:
-    """Read a whole episode into memory: ``{"qpos", "qvel", "action", "images": {cam: ...}}``."""
-    with h5py.File(path, "r") as f:
-        cams = list(f["observations/images"].keys()) if camera_names is None else camera_names
-        return {
-            "qpos": f["observations/qpos"][()],
-            "qvel": f["observations/qvel"][()] if "observations/qvel" in f else None,
-            "action": f["action"][()],
-            "images": {c: f[f"observations/images/{c}"][()] for c in cams},
-            "sim": f.attrs.get("sim"),
-        }
