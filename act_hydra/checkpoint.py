@@ -64,22 +64,37 @@ def save_checkpoint(payload: dict[str, Any], path: Path) -> None:
         torch.save(payload, f)
 
 
+def unpickling_detail(err: Exception) -> str:
+    """The line of torch's weights-only error that says what was refused."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    specific = [line for line in lines if "GLOBAL" in line or "Unsupported" in line
+                or "load key" in line]
+    return (specific or lines or [type(err).__name__])[0][:200]
+
+
+def _unreadable(path: Path, detail: str) -> CheckpointError:
+    return CheckpointError(
+        f"{path} is not a readable act-hydra checkpoint ({detail}). Fix: point at a "
+        "checkpoints/last.pt or best.pt written by act-hydra.")
+
+
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """Load a checkpoint without running anything from it (weights_only=True)."""
     path = Path(path)
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        raise CheckpointError(
-            f"{path} was refused: loading it would unpickle arbitrary Python objects, which "
-            "can run code from the file. act-hydra checkpoints hold only tensors and plain "
-            f"containers ({str(err).splitlines()[0][:200]}). Fix: use a checkpoint written "
-            "by act-hydra, and only open files you trust.") from err
+        detail = unpickling_detail(err)
+        if "GLOBAL" in detail or "global" in detail:  # it names code to import and run
+            raise CheckpointError(
+                f"{path} was refused: loading it would import and run Python code ({detail}). "
+                "act-hydra checkpoints hold only tensors and plain containers, so this file "
+                "was not written by act-hydra or was tampered with; nothing from it was run. "
+                "Fix: use a checkpoint written by act-hydra, from a source you trust.") from err
+        raise _unreadable(path, detail) from err
     except Exception as err:  # truncated, empty, not a torch file at all
-        raise CheckpointError(
-            f"{path} is not a readable act-hydra checkpoint ({type(err).__name__}: "
-            f"{str(err).splitlines()[0][:200] if str(err) else ''}). Fix: point at a "
-            "checkpoints/last.pt or best.pt written by act-hydra.") from err
+        raise _unreadable(path, f"{type(err).__name__}: {str(err).splitlines()[0][:200]}"
+                          if str(err) else type(err).__name__) from err
     if not (isinstance(saved, dict) and saved.get("format") == CHECKPOINT_FORMAT):
         found = saved.get("format") if isinstance(saved, dict) else None
         raise CheckpointError(

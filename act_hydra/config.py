@@ -171,46 +171,12 @@ class TrainingConfig:
 
 
 @dataclass
-class OsmoConfig:
-    """Cluster settings of scripts/generate_osmo_sweep.py (``osmo.*``); training ignores them.
-
-    They are generator settings, not job overrides: ``osmo.image=...`` changes the workflow file,
-    never the tasks' arguments, and they cannot be swept.
-    """
-
-    workflow_name: str = "act-hydra-sweep"  # OSMO workflow name; the workflow id is <name>-<N>
-    image: str = "nvcr.io/your-org/act-hydra:latest"  # built from osmo/Dockerfile
-    platform: Optional[str] = None  # resource platform; null: the pool's default platform
-    cpu: int = 8  # per task (one task per node of a run)
-    gpu: Optional[int] = None  # per task; null: osmo.gpus_per_task
-    memory: str = "64Gi"  # binary units (Gi, Mi, ...); "GB" is rejected by OSMO
-    storage: str = "100Gi"  # ephemeral storage per task
-    gpus_per_task: int = 1  # > 1: torchrun --nproc_per_node=N
-    nodes_per_run: int = 1  # > 1: one task group per run, torchrun rank 0 is the lead
-    master_port: int = 29500  # torchrun rendezvous port of a multi-node run
-    wandb_credential: str = "wandb"  # osmo credential set <name> --type GENERIC ...
-    wandb_payload_key: str = "wandb_api_key"  # ... --payload <key>=<W&B API key>
-    output_url: Optional[str] = None  # each task uploads to <output_url>/{{workflow_id}}/<task>/
-    dataset_url: Optional[str] = None  # downloaded to {{input:0}}; sets data.dataset_dir
-    exec_timeout: str = "24h"  # per run: <int><d|h|m|s>
-    queue_timeout: str = "24h"
-    max_tasks_per_workflow: int = 20  # the server's max_num_tasks (admin setting, default 20)
-    split_large_sweeps: bool = True  # more tasks: numbered files ...-part-1-of-N.yaml
-    # Environment of every task, so nothing is downloaded at run time: the image holds the
-    # ResNet weights under torch_home (osmo/Dockerfile); generated datasets go to cache_dir.
-    torch_home: str = "/opt/act-hydra/cache/torch"
-    hf_home: str = "/opt/act-hydra/cache/huggingface"
-    cache_dir: str = "/tmp/act-hydra-cache"
-
-
-@dataclass
 class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
-    osmo: OsmoConfig = field(default_factory=OsmoConfig)
 
 
 @dataclass

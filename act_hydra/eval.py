@@ -10,7 +10,6 @@ from the checkpoint; nothing is recomputed.
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from pathlib import Path
@@ -21,12 +20,13 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from act_hydra import atomic
 from act_hydra.checkpoint import load_checkpoint
 from act_hydra.compose import CONF_DIR
 from act_hydra.config import EvalConfig, ModelConfig, SyntheticTaskConfig
 from act_hydra.model import ACTPolicy
 from act_hydra.rollout import evaluate_policy
-from act_hydra.validate import ConfigError
+from act_hydra.errors import ActHydraError, ConfigError
 
 log = logging.getLogger("act_hydra.eval")
 
@@ -94,7 +94,7 @@ def run_eval(cfg: EvalConfig, out_dir: Path) -> dict:
                "temporal_ensemble": cfg.eval.temporal_ensemble,
                "seed_base": cfg.eval.seed_base, "episodes_success": result.success,
                "episodes_max_reward": result.max_reward, "videos": videos}
-    (out_dir / "eval_results.json").write_text(json.dumps(results, indent=2) + "\n")
+    atomic.write_json(out_dir / "eval_results.json", results)
     return results
 
 
@@ -104,9 +104,9 @@ def main(dcfg: DictConfig) -> float:
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         results = run_eval(cfg, out_dir)
-    except ConfigError as err:
-        log.error("%s", err)
-        sys.exit(2)
+    except ActHydraError as err:
+        log.error("%s (exit code %d)", err, err.exit_code)
+        sys.exit(err.exit_code)
     print(f"success_rate: {results['success_rate']:.3f}")
     print(f"mean_max_reward: {results['mean_max_reward']:.3f}")
     print(f"mean_return: {results['mean_return']:.3f}")

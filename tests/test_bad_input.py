@@ -14,8 +14,10 @@ import numpy as np
 import pytest
 
 from act_hydra.data.episodes import write_episode
-from act_hydra.train import EXIT_BAD_INPUT, JobContext, execute
-from tests.conftest import run_train, tiny
+from act_hydra.errors import EXIT_BAD_INPUT, ActHydraError
+from act_hydra.sweep_job import JobContext
+from act_hydra.train import execute
+from tests.helpers import TINY, run_train
 
 RESULT_FILES = ("metrics.jsonl", "summary.json", "checkpoints/last.pt", "checkpoints/best.pt")
 
@@ -72,12 +74,9 @@ CATALOGUE = [
     ("chunk_zero", ["model.chunk_size=0"], ["model.chunk_size=0", "at least one action"]),
     ("heads", ["model.dim_model=30"], ["model.dim_model=30", "multiple of model.n_heads"]),
     ("dropout", ["model.dropout=1.5"], ["model.dropout=1.5", "[0, 1)"]),
-    ("activation", ["model.feedforward_activation=tanh"], ["model.feedforward_activation"]),
-    ("backbone", ["model.vision_backbone=vgg16"], ["model.vision_backbone='vgg16'"]),
     ("kl_negative", ["training.kl_weight=-1"], ["training.kl_weight=-1.0"]),
     ("seed_negative", ["training.seed=-3"], ["training.seed=-3"]),
     ("device", ["training.device=tpu"], ["training.device='tpu'"]),
-    ("precision", ["training.precision=fp8"], ["training.precision='fp8'"]),
     ("eval_every_zero", ["training.eval_every=0"], ["training.eval_every=0"]),
     ("warmup_negative", ["scheduler=cosine", "scheduler.warmup_steps=-1"],
      ["scheduler.warmup_steps=-1"]),
@@ -87,7 +86,6 @@ CATALOGUE = [
      ["scheduler.min_lr=-1.0", ">= 0"]),
     ("min_lr_above_lr", ["scheduler=cosine", "scheduler.warmup_steps=1", "scheduler.min_lr=1"],
      ["scheduler.min_lr=1.0", "must not exceed training.lr"]),
-    ("logger_mode", ["logger.mode=sometimes"], ["logger.mode='sometimes'"]),
     ("train_ratio", ["data.train_ratio=0"], ["data.train_ratio=0.0"]),
     ("no_camera", ["data.camera_names=[]"], ["data.camera_names=[]"]),
     ("one_episode", ["data.synthetic.num_episodes=1"], ["data.synthetic.num_episodes=1"]),
@@ -119,9 +117,14 @@ def _garbage(tmp: Path) -> Path:
     return path
 
 
-def run_in_process(compose_train, run_dir: Path, overrides: list[str]):
-    dcfg = compose_train([*tiny(overrides), *overrides])
-    return execute(dcfg, JobContext(run_dir))
+def run_in_process(compose_train, run_dir: Path, overrides: list[str]) -> tuple[int, str]:
+    """(exit code, message) of what `python -m act_hydra.train` would do; 0 if it trained."""
+    dcfg = compose_train([*TINY, *overrides])
+    try:
+        execute(dcfg, JobContext(run_dir))
+    except ActHydraError as err:
+        return err.exit_code, str(err)
+    return 0, ""
 
 
 @pytest.mark.parametrize("case_id,overrides,fragments", CATALOGUE, ids=[c[0] for c in CATALOGUE])
@@ -135,14 +138,33 @@ def test_bad_input_fails_early_with_message(compose_train, tmp_path, monkeypatch
     if callable(overrides):
         overrides = overrides(tmp_path)
     run_dir = tmp_path / "run"
-    code, summary = run_in_process(compose_train, run_dir, overrides)
-    assert code == EXIT_BAD_INPUT and summary is None
-    message = caplog.text
+    code, message = run_in_process(compose_train, run_dir, overrides)
+    assert code == EXIT_BAD_INPUT
     for fragment in fragments:
         assert fragment in message, (fragment, message)
     assert "Fix" in message or "fix" in message
     for name in RESULT_FILES:
         assert not (run_dir / name).exists(), name
+
+
+# Closed sets are Enums in the schema: a wrong value fails at composition, listing the legal ones.
+CLOSED_SETS = [
+    ("model.feedforward_activation=tanh", ["relu", "gelu"]),
+    ("model.vision_backbone=vgg16", ["resnet18", "resnet50", "resnet152"]),
+    ("training.precision=fp8", ["fp32", "tf32", "bf16", "fp16"]),
+    ("logger.mode=sometimes", ["online", "offline", "disabled"]),
+    ("scheduler.name=linear", ["none", "cosine"]),
+]
+
+
+@pytest.mark.parametrize("override,legal", CLOSED_SETS, ids=[c[0] for c in CLOSED_SETS])
+def test_closed_sets_fail_at_composition_listing_the_legal_values(compose_train, override, legal):
+    with pytest.raises(Exception) as info:
+        compose_train([*TINY, override])
+    message = f"{info.value} {info.value.__cause__}"  # as Hydra's CLI prints it
+    assert override.split("=")[1] in message
+    for value in legal:
+        assert value in message, (value, message)
 
 
 def test_catalogue_is_large_enough():
@@ -152,9 +174,9 @@ def test_catalogue_is_large_enough():
 def test_unwritable_run_dir(compose_train, tmp_path, caplog):
     blocker = tmp_path / "a_file"
     blocker.write_text("")
-    code, _ = run_in_process(compose_train, blocker / "run", [])
+    code, message = run_in_process(compose_train, blocker / "run", [])
     assert code == EXIT_BAD_INPUT
-    assert "hydra.run.dir=" in caplog.text and "must be writable" in caplog.text
+    assert "hydra.run.dir=" in message and "must be writable" in message
 
 
 @pytest.fixture(scope="module")
@@ -178,8 +200,9 @@ def _digest(run_dir: Path) -> dict[str, str]:
 def test_incompatible_resume_is_refused_and_keeps_the_run(compose_train, finished_run, caplog,
                                                           overrides, fragments):
     before = _digest(finished_run)
-    code, _ = run_in_process(compose_train, finished_run, ["training.num_steps=2", *overrides])
+    code, message = run_in_process(compose_train, finished_run,
+                                   ["training.num_steps=2", *overrides])
     assert code == EXIT_BAD_INPUT
     for fragment in fragments:
-        assert fragment in caplog.text
+        assert fragment in message
     assert _digest(finished_run) == before

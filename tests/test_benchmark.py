@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from act_hydra.benchmark import (
+from benchmarks.benchmark import (
     BenchOptions,
     NaiveEpisodeReader,
     _flop_rates,
@@ -21,11 +21,11 @@ from act_hydra.benchmark import (
 )
 from act_hydra.data import EpisodeDataset, compute_norm_stats, scan_dataset
 
-from .conftest import TINY
+from tests.helpers import TINY
 
 
 def _tiny(*extra: str) -> list[str]:
-    return [o for o in TINY if not o.startswith("training.num_steps")] + list(extra)
+    return [*TINY, "training.num_steps=1000", *extra]
 
 
 @pytest.fixture(scope="module")

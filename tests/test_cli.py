@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from act_hydra.schedule import cosine_with_warmup_factor
-from act_hydra.train import EXIT_BAD_INPUT
-from tests.conftest import read_jsonl, run_train
+from act_hydra.errors import EXIT_BAD_INPUT
+from tests.helpers import read_jsonl, run_train
 
 
 @pytest.fixture(scope="module")

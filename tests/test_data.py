@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from act_hydra.config import SyntheticTaskConfig
+from act_hydra.data import synthetic
 from act_hydra.data import (
     DatasetError,
     EpisodeDataset,
@@ -341,23 +342,26 @@ TINY_TASK = SyntheticTaskConfig(num_episodes=3, episode_len=20, image_size=32, s
 
 
 def test_generate_synthetic_dataset_round_trip(tmp_path):
-    out = generate_synthetic_dataset(TINY_TASK, tmp_path / "syn")
+    out = tmp_path / "syn"
+    facts = generate_synthetic_dataset(TINY_TASK, out)
     info = scan_dataset(out, ["top"])
     assert info.num_episodes == 3 and info.episode_lengths == (20, 20, 20)
     assert info.image_shapes == {"top": (32, 32, 3)} and info.state_dim == info.action_dim == 14
-    manifest = json.loads((out / "task.json").read_text())
-    assert manifest["num_episodes"] == 3 and manifest["image_size"] == 32
+    # 20 steps are too short for the expert (it grasps at step 25): the manifest says so.
+    assert facts == {"camera_names": ["top"], "expert_success_rate": 0.0}
 
 
 def test_ensure_synthetic_dataset_caches_by_settings(tmp_path, monkeypatch):
     monkeypatch.setenv("ACT_HYDRA_CACHE", str(tmp_path / "env_root"))
     path = ensure_synthetic_dataset(TINY_TASK)
-    assert path == tmp_path / "env_root" / "synthetic" / cache_key(TINY_TASK)
+    assert path == tmp_path / "env_root" / "synthetic" / cache_key(synthetic.settings(TINY_TASK))
+    manifest = json.loads((path / "task.json").read_text())
+    assert manifest["num_episodes"] == 3 and manifest["image_size"] == 32
     mtime = (path / "episode_0.hdf5").stat().st_mtime_ns
     assert ensure_synthetic_dataset(TINY_TASK) == path  # reused, not regenerated
     assert (path / "episode_0.hdf5").stat().st_mtime_ns == mtime
     other = SyntheticTaskConfig(num_episodes=3, episode_len=20, image_size=32, seed=1)
-    assert cache_key(other) != cache_key(TINY_TASK)
+    assert cache_key(synthetic.settings(other)) != cache_key(synthetic.settings(TINY_TASK))
     explicit = ensure_synthetic_dataset(TINY_TASK, cache_root=tmp_path / "explicit")
     assert explicit.parent == tmp_path / "explicit" / "synthetic"
     assert not [p for p in explicit.parent.iterdir() if p.name.startswith(".")]  # no temp left
@@ -369,13 +373,12 @@ def test_ensure_synthetic_dataset_caches_by_settings(tmp_path, monkeypatch):
 
 def test_ensure_synthetic_dataset_loses_race_gracefully(tmp_path, monkeypatch):
     """Another job renames its copy into place while we generate: we use theirs."""
-    from act_hydra.data import synthetic
-
-    final = tmp_path / "synthetic" / cache_key(TINY_TASK)
+    final = tmp_path / "synthetic" / cache_key(synthetic.settings(TINY_TASK))
     real_generate = synthetic.generate_synthetic_dataset
 
     def generate_then_lose(cfg, out_dir):
         real_generate(cfg, final)  # the other job finishes first
+        (final / "task.json").write_text("{}")
         return real_generate(cfg, out_dir)
 
     monkeypatch.setattr(synthetic, "generate_synthetic_dataset", generate_then_lose)

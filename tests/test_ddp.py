@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from tests.conftest import ROOT, read_jsonl, tiny
+from tests.helpers import ROOT, TINY, read_jsonl
 
 # Deterministic model (no dropout, no CVAE sampling) so two ranks x batch B must match one
 # process x batch 2B: the sampler gives rank r the slice r of the same global batch.
@@ -19,7 +19,7 @@ DETERMINISTIC = ["model.dropout=0", "model.use_vae=false", "training.num_steps=3
 
 def torchrun(run_dir: Path, *overrides: str, nproc: int = 2) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-           f"--nproc_per_node={nproc}", "-m", "act_hydra.train", *tiny(overrides), *overrides,
+           f"--nproc_per_node={nproc}", "-m", "act_hydra.train", *TINY, *overrides,
            f"hydra.run.dir={run_dir}"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "1"}
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
@@ -34,7 +34,7 @@ def test_two_ranks_match_one_process_with_the_global_batch(tmp_path):
                    "logger=wandb", "logger.mode=offline")
     assert ddp.returncode == 0, ddp.stderr[-4000:]
     single = subprocess.run(
-        [sys.executable, "-m", "act_hydra.train", *tiny([]), *DETERMINISTIC,
+        [sys.executable, "-m", "act_hydra.train", *TINY, *DETERMINISTIC,
          "training.batch_size=4", f"hydra.run.dir={tmp_path / 'single'}"],
         cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
         timeout=600)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from act_hydra.rollout import ensemble_weights
-from tests.conftest import read_jsonl, run_cli, run_train
+from tests.helpers import read_jsonl, run_cli, run_train
 
 
 def test_temporal_ensemble_weights_favour_the_oldest_prediction():

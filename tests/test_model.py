@@ -340,7 +340,7 @@ def test_missing_backbone_weights_error_names_key_path_and_fix(offline_hub):
     with pytest.raises(BackboneWeightsError) as info:
         ACT(replace(SMALL, pretrained_backbone=True), S_DIM, A_DIM)
     message = str(info.value)
-    assert isinstance(info.value, RuntimeError)
+    assert info.value.exit_code == 2  # bad input
     assert "model.pretrained_backbone=true" in message
     assert str(expected_path) in message
     assert "model.pretrained_backbone=false" in message

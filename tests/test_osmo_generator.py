@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -20,28 +19,19 @@ from hydra.core.utils import JobReturn, JobStatus
 
 import act_hydra.config  # noqa: F401  (registers the schema Hydra composes)
 from act_hydra.compose import compose_train_config
-from act_hydra.config import OsmoConfig
+from act_hydra.errors import EXIT_BAD_INPUT
+from act_hydra.osmo import cli as generator
 from act_hydra.osmo import main_check, validate_workflow_text
-from act_hydra.osmo.sweep import Job, check_osmo_settings, expand_sweep
+from act_hydra.osmo.config import OsmoConfig, check_osmo_settings
+from act_hydra.osmo.sweep import Job, expand_sweep
 from act_hydra.osmo.workflow import build_workflow, render_workflows, to_yaml
-from tests.conftest import CONF_DIR, ROOT, TINY
+from tests.helpers import CONF_DIR, ROOT, TINY
 
 SWEEP_FILE = ROOT / "osmo" / "osmo-workflow-sweep.yaml"
 SINGLE_FILE = ROOT / "osmo" / "osmo-workflow.yaml"
 SINGLE_ARGS = ["osmo.workflow_name=act-hydra-train"]
 JOBLIB = "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"
 SUMMARY_CALLBACK = "act_hydra.sweep_summary.SweepSummaryCallback"
-
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location(
-        "generate_osmo_sweep", ROOT / "scripts" / "generate_osmo_sweep.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-generator = _load_script()
 
 
 # ----------------------------------------------------------------------------- Hydra's own list
@@ -103,7 +93,7 @@ SWEEP_CASES = {
 @pytest.mark.parametrize("case", list(SWEEP_CASES))
 def test_job_list_is_the_one_hydra_multirun_launches(case, hydra_multirun):
     args = SWEEP_CASES[case]
-    expected = [[o for o in job if not o.startswith("osmo.")] for job in hydra_multirun(args)]
+    expected = hydra_multirun([a for a in args if not a.startswith("osmo.")])  # training's args
     jobs = [list(job.overrides) for job in expand_sweep(args).jobs]
     assert jobs == expected
     assert len(jobs) == {"lists": 4, "range": 3, "choice-and-group": 4,
@@ -258,6 +248,7 @@ def test_checked_in_sweep_has_one_task_per_job_with_quoted_args_and_wandb():
     ("scheduler=cosnie", "Could not find 'scheduler/cosnie'"),
     ("osmo.gpu=1,2", "cannot be swept"),
     ("osmo.memory=16GB", "osmo.memory='16GB' is invalid"),
+    ("osmo.cpuu=4", "Key 'cpuu' not in 'OsmoConfig'"),
     ("training.lr=interval(0,1)", "does not support sweep type"),
 ])
 def test_invalid_overrides_exit_nonzero_and_write_nothing(override, fragment, tmp_path, capsys):
@@ -325,7 +316,7 @@ def test_submit_needs_a_pool():
 def test_check_reports_a_broken_file(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text(SWEEP_FILE.read_text().replace('name: "run-001"', 'name: "run-0.01"'))
-    assert generator.main(["--check", str(bad)]) == 1
+    assert generator.main(["--check", str(bad)]) == EXIT_BAD_INPUT
     assert "[V-S1]" in capsys.readouterr().out
 
 
@@ -393,6 +384,13 @@ def test_a_job_choosing_its_logger_keeps_it_and_hydra_settings_are_forwarded():
     assert task["args"][2:] == ["logger=none", "hydra.verbose=true", "hydra.mode=RUN",
                                 "hydra.run.dir={{output}}/run-000"]
     assert "credentials" not in task and "WANDB_RUN_GROUP" not in task["environment"]
+
+
+def test_osmo_settings_are_the_generators_own_config_not_the_training_schema():
+    assert "osmo" not in compose_train_config([])  # runs never carry the cluster settings
+    plan = expand_sweep(["osmo=default", "osmo.cpu=4", "training.lr=1e-4"])
+    assert plan.osmo.cpu == 4 and plan.osmo.image == OsmoConfig().image
+    assert [list(job.overrides) for job in plan.jobs] == [["training.lr=0.0001"]]  # as Hydra
 
 
 def test_osmo_settings_are_checked_with_key_rule_and_fix():

@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from act_hydra.tracking import read_metrics
-from act_hydra.train import EXIT_DIVERGED, EXIT_PREEMPTED
-from tests.conftest import ROOT, TINY, read_jsonl, run_train
+from act_hydra.errors import EXIT_DIVERGED, EXIT_PREEMPTED
+from tests.helpers import ROOT, TINY, read_jsonl, run_train
 
 # Long enough to be killed at different points, short enough for CPU.
 RUN = ["training.num_steps=8", "training.save_every=2", "training.eval_every=3"]
@@ -156,7 +156,7 @@ def _limit_file_size(max_bytes: int):
 
 
 def test_a_failed_checkpoint_write_keeps_the_previous_checkpoint(tmp_path):
-    from act_hydra.train import EXIT_IO_ERROR
+    from act_hydra.errors import EXIT_IO_ERROR
 
     run_dir = tmp_path / "run"
     assert run_train(run_dir, *RUN[1:], "training.num_steps=4").returncode == 0

@@ -23,9 +23,9 @@ from act_hydra.sweep_summary import (
     find_run_dirs,
     summarize_sweep,
 )
-from tests.conftest import ROOT, TINY, read_jsonl, run_cli
+from tests.helpers import ROOT, TINY, read_jsonl, run_cli
 
-TINY_NO_BATCH = [o for o in TINY if not o.startswith("training.batch_size=")]
+TINY_NO_BATCH = TINY  # the sweep axis on training.batch_size replaces the preset value
 
 
 def multirun(sweep_dir: Path, *args: str) -> subprocess.CompletedProcess:
@@ -42,7 +42,7 @@ def job_dirs(sweep_dir: Path) -> list[Path]:
 
 
 def summarize_script(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "scripts" / "summarize_sweep.py"), *args],
+    return subprocess.run([sys.executable, "-m", "act_hydra.sweep_summary", *args],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
 
 
@@ -300,7 +300,7 @@ def test_callback_fails_the_sweep_after_writing_the_summary(tmp_path):
 def test_parallel_sweep_jobs_hold_different_gpus(tmp_path):
     """hold_free_gpu (act_hydra.train): jobs finishing out of order must not pile onto one GPU
     while another is idle; flock conflicts between open files even within one process."""
-    from act_hydra.train import hold_free_gpu
+    from act_hydra.sweep_job import hold_free_gpu
 
     with hold_free_gpu(tmp_path, 0, 2) as first:
         assert first == 0

@@ -20,7 +20,7 @@ import pytest
 from act_hydra.config import LoggerConfig
 from act_hydra.validate import ConfigError
 from act_hydra.wandb_logger import WandbLogger, _group, _name, artifact_name, check_wandb_ready
-from tests.conftest import ROOT, TINY
+from tests.helpers import ROOT, TINY
 from tests.wandb_offline import find_offline_run_files, read_offline_run
 
 # wandb 0.31 checks the key's format (40+ word characters after an optional "<prefix>-"), also

@@ -12,6 +12,8 @@ it (or use it as a context manager) so the context is freed while OpenGL is stil
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from act_hydra.aloha_sim.runtime import gl_error, import_mujoco
@@ -81,7 +83,6 @@ class CameraRenderer:
         self.close()
 
     def __del__(self) -> None:
-        try:
+        # At interpreter shutdown OpenGL may already be unloaded: close() explicitly instead.
+        with contextlib.suppress(Exception):
             self.close()
-        except Exception:  # interpreter shutdown: OpenGL may already be unloaded
-            pass

@@ -93,6 +93,16 @@ def asset_dir() -> Path:
     return folder
 
 
+def asset_package_version() -> str | None:
+    """The installed version of the asset package (read from its metadata, not imported)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(ASSET_PACKAGE.replace("_", "-"))
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def gl_error(err: BaseException) -> ConfigError:
     """A ``ConfigError`` for a failed offscreen OpenGL context (``err`` is the cause)."""
     backend = os.environ.get("MUJOCO_GL") or "glfw (MuJoCo's default)"

@@ -12,12 +12,13 @@ sweeping again inside the task. W&B: all tasks of a workflow share the group
 ``WANDB_RUN_GROUP={{workflow_id}}`` and get ``WANDB_API_KEY`` from the OSMO credential
 ``osmo.wandb_credential`` (payload key ``osmo.wandb_payload_key``). Outputs: with
 ``osmo.output_url`` set, each task uploads ``{{output}}`` (its run dir and nothing else) to
-``<output_url>/{{workflow_id}}/<task>/``. Exit codes (act_hydra.train): 0 completes the task,
-75 (preempted by SIGTERM after saving a checkpoint) reschedules it, anything else fails it.
+``<output_url>/{{workflow_id}}/<task>/``. Exit codes (:mod:`act_hydra.errors`): EXIT_OK
+completes the task, EXIT_PREEMPTED (SIGTERM after saving a checkpoint) reschedules it, anything
+else fails it.
 
 When a run spans several nodes (``osmo.nodes_per_run > 1``) the workflow uses ``groups``: one
-group per run whose lead is torchrun's rank 0 (reference/osmo.md §6c). More jobs than
-``osmo.max_tasks_per_workflow`` tasks are split into numbered parts, or refused.
+group per run whose lead is torchrun's rank 0. More jobs than ``osmo.max_tasks_per_workflow``
+tasks are split into numbered parts, or refused.
 
 The YAML is deterministic: fixed key order, every string double-quoted, no timestamps.
 """
@@ -31,15 +32,14 @@ from typing import Any
 
 import yaml
 
-from act_hydra.config import OsmoConfig
+from act_hydra.errors import EXIT_OK, EXIT_PREEMPTED, ConfigError
+from act_hydra.osmo.config import OsmoConfig
 from act_hydra.osmo.sweep import Job, too_many_tasks
 
-GENERATOR = "scripts/generate_osmo_sweep.py"
-EXIT_COMPLETED = "0"
-EXIT_PREEMPTED = "75"  # act_hydra.train.EXIT_PREEMPTED: a checkpoint was saved, rerun resumes
+GENERATOR = "scripts/generate_osmo_sweep.py"  # named in each file's header
 
 
-class WorkflowError(ValueError):
+class WorkflowError(ConfigError):
     """The sweep does not fit the workflow limits; the message says how to proceed."""
 
 
@@ -53,8 +53,9 @@ class _Dumper(yaml.SafeDumper):
 
 
 _Dumper.add_representer(
-    _Quoted, lambda dumper, data: dumper.represent_scalar("tag:yaml.org,2002:str", str(data),
-                                                          style='"'))
+    _Quoted,
+    lambda dumper, data: dumper.represent_scalar("tag:yaml.org,2002:str", str(data), style='"'),
+)
 
 
 def task_name(index: int) -> str:
@@ -64,10 +65,6 @@ def task_name(index: int) -> str:
 
 def node_task_name(index: int, node: int) -> str:
     return f"{task_name(index)}-node-{node}"
-
-
-def tasks_per_run(osmo: OsmoConfig) -> int:
-    return osmo.nodes_per_run
 
 
 def runs_per_workflow(osmo: OsmoConfig) -> int:
@@ -94,8 +91,10 @@ def part_paths(path: str | Path, n_parts: int) -> list[Path]:
     path = Path(path)
     if n_parts == 1:
         return [path]
-    return [path.with_name(f"{path.stem}-part-{k}-of-{n_parts}{path.suffix}")
-            for k in range(1, n_parts + 1)]
+    return [
+        path.with_name(f"{path.stem}-part-{k}-of-{n_parts}{path.suffix}")
+        for k in range(1, n_parts + 1)
+    ]
 
 
 def _launcher(osmo: OsmoConfig, index: int, node: int) -> tuple[list[str], list[str]]:
@@ -103,13 +102,21 @@ def _launcher(osmo: OsmoConfig, index: int, node: int) -> tuple[list[str], list[
     module = ["-m", "act_hydra.train"]
     if osmo.nodes_per_run > 1:
         lead = node_task_name(index, 0)
-        return ["torchrun"], [f"--nnodes={osmo.nodes_per_run}",
-                              f"--nproc_per_node={osmo.gpus_per_task}", f"--node_rank={node}",
-                              f"--master_addr={{{{host:{lead}}}}}",
-                              f"--master_port={osmo.master_port}", *module]
+        return ["torchrun"], [
+            f"--nnodes={osmo.nodes_per_run}",
+            f"--nproc_per_node={osmo.gpus_per_task}",
+            f"--node_rank={node}",
+            f"--master_addr={{{{host:{lead}}}}}",
+            f"--master_port={osmo.master_port}",
+            *module,
+        ]
     if osmo.gpus_per_task > 1:
-        return ["torchrun"], ["--standalone", "--nnodes=1",
-                              f"--nproc_per_node={osmo.gpus_per_task}", *module]
+        return ["torchrun"], [
+            "--standalone",
+            "--nnodes=1",
+            f"--nproc_per_node={osmo.gpus_per_task}",
+            *module,
+        ]
     return ["python"], module
 
 
@@ -139,12 +146,13 @@ def _task(osmo: OsmoConfig, job: Job, index: int, node: int = 0) -> dict[str, An
         task["inputs"] = [{"url": osmo.dataset_url}]
     if osmo.output_url is not None and node == 0:
         task["outputs"] = [{"url": f"{osmo.output_url.rstrip('/')}/{{{{workflow_id}}}}/{run}/"}]
-    task["exitActions"] = {"COMPLETE": EXIT_COMPLETED, "RESCHEDULE": EXIT_PREEMPTED}
+    task["exitActions"] = {"COMPLETE": str(EXIT_OK), "RESCHEDULE": str(EXIT_PREEMPTED)}
     return task
 
 
-def build_workflow(osmo: OsmoConfig, jobs: Sequence[Job], *, first_index: int = 0,
-                   name: str | None = None) -> dict[str, Any]:
+def build_workflow(
+    osmo: OsmoConfig, jobs: Sequence[Job], *, first_index: int = 0, name: str | None = None
+) -> dict[str, Any]:
     """The workflow document (``version`` + ``workflow``) for ``jobs``, numbered from
     ``first_index``; no limit check (see :func:`split_jobs`)."""
     resource: dict[str, Any] = {
@@ -165,9 +173,13 @@ def build_workflow(osmo: OsmoConfig, jobs: Sequence[Job], *, first_index: int = 
         workflow["tasks"] = [_task(osmo, job, i) for i, job in zip(indices, jobs)]
     else:
         workflow["groups"] = [
-            {"name": task_name(i), "ignoreNonleadStatus": False,
-             "tasks": [_task(osmo, job, i, node) for node in range(osmo.nodes_per_run)]}
-            for i, job in zip(indices, jobs)]
+            {
+                "name": task_name(i),
+                "ignoreNonleadStatus": False,
+                "tasks": [_task(osmo, job, i, node) for node in range(osmo.nodes_per_run)],
+            }
+            for i, job in zip(indices, jobs)
+        ]
     return {"version": 2, "workflow": workflow}
 
 
@@ -183,8 +195,14 @@ def _quote_strings(value: Any) -> Any:
 
 def to_yaml(document: dict[str, Any], header: Sequence[str] = ()) -> str:
     """YAML text with every string value double-quoted and ``# header`` lines on top."""
-    body = yaml.dump(_quote_strings(document), Dumper=_Dumper, sort_keys=False,
-                     default_flow_style=False, allow_unicode=True, width=4096)
+    body = yaml.dump(
+        _quote_strings(document),
+        Dumper=_Dumper,
+        sort_keys=False,
+        default_flow_style=False,
+        allow_unicode=True,
+        width=4096,
+    )
     lines = [f"# {line}".rstrip() for line in header]
     return "\n".join([*lines, body]) if lines else body
 
@@ -194,8 +212,7 @@ def command_line(args: Sequence[str]) -> str:
     return shlex.join(["python", GENERATOR, *args]).replace("\n", "\\n")
 
 
-def render_workflows(osmo: OsmoConfig, jobs: Sequence[Job], args: Sequence[str] = ()
-                     ) -> list[str]:
+def render_workflows(osmo: OsmoConfig, jobs: Sequence[Job], args: Sequence[str] = ()) -> list[str]:
     """The YAML text of each workflow file (one unless the sweep is split into parts).
 
     ``args`` (the generator's override arguments) only go into the header comment.
@@ -205,18 +222,27 @@ def render_workflows(osmo: OsmoConfig, jobs: Sequence[Job], args: Sequence[str] 
     for number, indices in enumerate(parts, start=1):
         part_jobs = [jobs[i] for i in indices]
         first, last = task_name(indices[0]), task_name(indices[-1])
-        runs = f"{len(part_jobs)} run{'s' if len(part_jobs) != 1 else ''} ({first}" + \
-            (f" ... {last})" if len(part_jobs) > 1 else ")")
+        runs = f"{len(part_jobs)} run{'s' if len(part_jobs) != 1 else ''} ({first}" + (
+            f" ... {last})" if len(part_jobs) > 1 else ")"
+        )
         header = [
             "NVIDIA OSMO workflow for act_hydra, generated; do not edit by hand. Regenerate with:",
             f"  {command_line(args)} -o <this file>",
             f"{runs}: one task per job of the Hydra multirun with the same arguments, in its "
-            "order." + (f" Part {number} of {len(parts)} of a sweep of {len(jobs)} runs."
-                        if len(parts) > 1 else ""),
+            "order."
+            + (
+                f" Part {number} of {len(parts)} of a sweep of {len(jobs)} runs."
+                if len(parts) > 1
+                else ""
+            ),
             "Validate: python scripts/generate_osmo_sweep.py --check <this file>",
             "Submit:   osmo workflow submit <this file> --pool <pool>   (see osmo/README.md)",
         ]
-        document = build_workflow(osmo, part_jobs, first_index=indices[0],
-                                  name=part_workflow_name(osmo, number, len(parts)))
+        document = build_workflow(
+            osmo,
+            part_jobs,
+            first_index=indices[0],
+            name=part_workflow_name(osmo, number, len(parts)),
+        )
         texts.append(to_yaml(document, header))
     return texts

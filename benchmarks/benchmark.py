@@ -1,9 +1,10 @@
-"""Benchmark of the data path and the training step (issue 8), from the training config.
+"""Benchmark of the data path and the training step, from the training config.
 
-    python scripts/benchmark.py model=act_small data.synthetic.num_episodes=6 \
+    python benchmarks/benchmark.py model=act_small data.synthetic.num_episodes=6 \
         training.batch_size=4 --steps 5
-    python scripts/benchmark.py experiment=aloha_sim_transfer_cube data.dataset_dir=DIR --steps 200
-    python scripts/benchmark.py --make-episodes /tmp/eps --episodes 4 --length 50 \
+    python benchmarks/benchmark.py experiment=aloha_sim_transfer_cube data.dataset_dir=DIR \
+        --steps 200
+    python benchmarks/benchmark.py --make-episodes /tmp/eps --episodes 4 --length 50 \
         data.num_workers=2 --only data
 
 ``run_benchmark(overrides, options)`` measures, in one process and on one device:
@@ -15,7 +16,8 @@
 2. training step ms and samples/s: the plain fp32 eager step (default AdamW, NCHW, no compile,
    losses read with ``.item()`` every step) against the fast path (``--fast-precision``, else
    ``training.precision``, else bf16 on CUDA; fused AdamW and channels-last on CUDA; optional
-   ``torch.compile``; no host synchronisation), both on batches already on the device; then the
+   ``torch.compile``; no host synchronisation), built by training's own ``TrainState``, both
+   on batches already on the device; then the
    fast step fed by the loader, with the time spent waiting for it;
 3. peak memory of each path (CUDA max allocated; on CPU the process's peak RSS);
 4. FLOPs of one step (forward + backward, ``torch.utils.flop_counter.FlopCounterMode``), FLOP/s
@@ -51,9 +53,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from act_hydra.backbone import BackboneWeightsError
 from act_hydra.compose import compose_train_config, to_train_config
-from act_hydra.config import TrainConfig
+from act_hydra.config import Precision, TrainConfig
 from act_hydra.data import (
-    DatasetError,
     EpisodeDataset,
     StepBatchSampler,
     compute_norm_stats,
@@ -61,11 +62,12 @@ from act_hydra.data import (
     split_episodes,
     write_episode,
 )
+from act_hydra.errors import ActHydraError, ConfigError
 from act_hydra.model import ACTPolicy, count_trainable_parameters
 from act_hydra.schedule import build_scheduler
-from act_hydra.step import build_optimizer, build_train_loader, train_step
 from act_hydra.train import pick_device, resolve_dataset_dir, seed_everything, to_device
-from act_hydra.validate import ConfigError, validate_config
+from act_hydra.train_state import TrainState, build_optimizer, build_train_loader
+from act_hydra.validate import validate_config
 
 MIB = 1024**2
 
@@ -374,42 +376,31 @@ def run_plain(policy0: ACTPolicy, cfg: TrainConfig, staged: list, device, opts: 
 
 
 class FastPath:
-    """Policy, optimizer, schedule and scaler set up as train.py does (one process)."""
+    """Training's own TrainState (one process) with this path's precision and compile flag."""
 
     def __init__(self, policy0: ACTPolicy, cfg: TrainConfig, device, precision: str,
                  compile_: bool):
-        t = cfg.training
-        self.cfg, self.device, self.precision = cfg, device, precision
-        self.policy = copy.deepcopy(policy0).to(device).train()
-        self.channels_last = device.type == "cuda"
-        if self.channels_last:
-            self.policy.to(memory_format=torch.channels_last)
-        self.trainer = torch.compile(self.policy) if compile_ else self.policy
-        self.compiled = compile_
-        self.fused = device.type == "cuda"
-        self.optimizer = build_optimizer(self.policy, t, fused=self.fused)
-        self.params = [p for p in self.policy.parameters() if p.requires_grad]
-        # The training config with this path's precision: train_step reads it from there.
-        self.training = dataclasses.replace(t, precision=precision)
-        self.scheduler = build_scheduler(self.optimizer, cfg.scheduler, t.lr, t.num_steps)
-        self.scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-        self.first_bad_step = torch.tensor(-1, device=device)
-        self.step = 0
+        self.precision = precision
+        fast_cfg = copy.deepcopy(cfg)
+        fast_cfg.training.precision = Precision(precision)
+        fast_cfg.training.compile = compile_
+        self.state = TrainState.build(fast_cfg, copy.deepcopy(policy0), device)
+        self.state.policy.train()
+
+    @property
+    def first_bad_step(self) -> torch.Tensor:
+        return self.state.first_bad_step
 
     def __call__(self, batch):
-        parts, _, self.first_bad_step = train_step(
-            self.trainer, self.params, self.optimizer, self.scheduler, self.scaler, batch,
-            self.training, self.device, self.step, self.first_bad_step, want_grad_norm=False)
-        self.step += 1
+        parts, _ = self.state.train_step(batch)
         return parts
 
     def describe(self) -> dict[str, Any]:
-        features = [self.precision] + [name for name, on in (
-            ("fused AdamW", self.fused), ("channels-last", self.channels_last),
-            ("compiled", self.compiled)) if on] + ["no host sync"]
-        return {"label": "fast: " + ", ".join(features), "precision": self.precision,
-                "fused_adamw": self.fused, "channels_last": self.channels_last,
-                "compiled": self.compiled}
+        on = self.state.features
+        features = [self.precision] + [name for name, key in (
+            ("fused AdamW", "fused_adamw"), ("channels-last", "channels_last"),
+            ("compiled", "compiled")) if on[key]] + ["no host sync"]
+        return {"label": "fast: " + ", ".join(features), "precision": self.precision, **on}
 
 
 def run_fast(fast: FastPath, cfg: TrainConfig, staged: list, device, opts: BenchOptions,
@@ -536,7 +527,7 @@ def benchmark_steps(cfg: TrainConfig, info, train_ids, norm_stats, device,
     for r in results.values():
         r["speedup_vs_plain"] = r["samples_per_s"] / base
     loss_check = compare_losses(plain.pop("losses"), fast_result.pop("losses"), precision)
-    if fast.compiled:
+    if fast.state.features["compiled"]:
         notes.append("the compiled fast path draws dropout and z from Inductor's RNG, not the "
                      "eager one: its per-step losses differ from plain by dropout noise; compare "
                      "the windowed mean")
@@ -555,7 +546,7 @@ def benchmark_steps(cfg: TrainConfig, info, train_ids, norm_stats, device,
 
 def run_benchmark(overrides: list[str], opts: BenchOptions | None = None) -> dict[str, Any]:
     """Compose the training config from ``overrides`` and run the benchmark; returns the
-    JSON-able result. Raises ConfigError / DatasetError for unusable input."""
+    JSON-able result. Raises an ActHydraError (exit code 2) for unusable input."""
     opts = copy.copy(opts or BenchOptions())
     if opts.steps < 1 or (opts.warmup or 0) < 0 or opts.data_batches < 1:
         raise ConfigError("--steps and --data-batches must be >= 1 and --warmup >= 0")
@@ -661,7 +652,7 @@ def format_table(result: dict[str, Any]) -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="scripts/benchmark.py",
+        prog="benchmarks/benchmark.py",
         description="Data-loader and training-step benchmark; takes the training overrides.")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, as for training")
     parser.add_argument("--steps", type=int, default=BenchOptions.steps,
@@ -710,9 +701,9 @@ def main(argv: list[str] | None = None) -> int:
                         only=args.only, threads=args.threads)
     try:
         result = run_benchmark(overrides, opts)
-    except (ConfigError, DatasetError) as err:
+    except ActHydraError as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
+        return err.exit_code
     print(format_table(result))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -726,3 +717,7 @@ def _json_default(value):
     if isinstance(value, float) and not math.isfinite(value):
         return None
     raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

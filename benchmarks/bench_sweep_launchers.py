@@ -1,9 +1,9 @@
 """Time the standard 12-job grid with the joblib launcher (parallel) and Hydra's basic launcher
 (sequential), in one invocation, on a tiny config.
 
-    python scripts/bench_sweep_launchers.py                        # tiny model, 10 steps a job
-    python scripts/bench_sweep_launchers.py --steps 50 --out /tmp/bench
-    python scripts/bench_sweep_launchers.py -- model.pretrained_backbone=false   # extra overrides
+    python benchmarks/bench_sweep_launchers.py                        # tiny model, 10 steps a job
+    python benchmarks/bench_sweep_launchers.py --steps 50 --out /tmp/bench
+    python benchmarks/bench_sweep_launchers.py -- model.pretrained_backbone=false   # extra overrides
 
 Runs, one after the other (basic first, then joblib, unless --order says otherwise):
 

@@ -1,6 +1,7 @@
 """Plot the LR of both parameter groups against the step, before spending GPU hours.
 
-    python scripts/plot_lr_schedule.py scheduler=cosine training.num_steps=20000 [-o lr.png]
+    act-plot-lr scheduler=cosine training.num_steps=20000 [-o lr.png]
+    python -m act_hydra.plot_lr scheduler=cosine
 
 Takes the same Hydra overrides as training, validates them with the same rules, writes a PNG
 and prints the LR at step 0, the end of warmup, the midpoint of the decay and the last update.
@@ -18,11 +19,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from act_hydra.compose import compose_train_config, to_train_config  # noqa: E402
 from act_hydra.schedule import lr_factor_fn  # noqa: E402
-from act_hydra.validate import ConfigError, validate_config  # noqa: E402
+from act_hydra.errors import ConfigError  # noqa: E402
+from act_hydra.validate import validate_config  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="act-plot-lr", description=__doc__.splitlines()[0])
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, as for training")
     parser.add_argument("-o", "--output", default="lr_schedule.png", help="PNG to write")
     args = parser.parse_args(argv)
