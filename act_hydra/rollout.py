@@ -3,7 +3,7 @@
 Used by `python -m act_hydra.eval` and, every `training.eval_rollouts_every` steps, by training.
 All episodes run in lockstep so each policy query is one batch.
 
-Two ways to execute the predicted chunks (reference/act.md §1.6):
+Two ways to execute the predicted chunks (the ACT paper, section IV):
 - open loop: query every `chunk_size` steps and play the chunk;
 - temporal ensembling: query every step; the action at time t averages every chunk that covers t
   with weights exp(-m * i), i = 0 for the *oldest* prediction, normalised to sum to 1.

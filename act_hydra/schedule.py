@@ -1,6 +1,6 @@
 """Learning-rate schedules: a pure function of the step, wrapped in LambdaLR.
 
-The cosine formula is the contract in DESIGN.md: for update index i (0-based), total updates T,
+The cosine formula (the README, "LR schedule"): for update index i (0-based), total updates T,
 warmup W and floor ratio r = min_lr / lr,
 
     f(i) = i / W                                              for i < W

@@ -88,12 +88,13 @@ def bench_generation(styles, episodes: int, workers: int, height: int, width: in
                              progress=False)
             wall = time.perf_counter() - start
             manifest = json.loads((out / "generation.json").read_text())
-            eps = manifest["episodes"]
-            mean = lambda key: statistics.mean(e["seconds"][key] for e in eps)  # noqa: E731
+            seconds = {key: statistics.mean(e["seconds"][key] for e in manifest["episodes"])
+                       for key in ("total", "ee", "replay", "render", "write")}
             size = statistics.mean(p.stat().st_size for p in out.glob("episode_*.hdf5")) / 1e6
-            print(f"| {style} | {mean('total'):.1f} ({mean('ee'):.2f} + {mean('replay'):.2f} + "
-                  f"{mean('render'):.1f} + {mean('write'):.1f}) | {mean('render'):.1f} | "
-                  f"{mean('write'):.1f} | {wall / episodes:.1f} | {size:.1f} |")
+            s = seconds
+            print(f"| {style} | {s['total']:.1f} ({s['ee']:.2f} + {s['replay']:.2f} + "
+                  f"{s['render']:.1f} + {s['write']:.1f}) | {s['render']:.1f} | "
+                  f"{s['write']:.1f} | {wall / episodes:.1f} | {size:.1f} |")
 
 
 def main() -> None:

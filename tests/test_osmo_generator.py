@@ -249,6 +249,7 @@ def test_checked_in_sweep_has_one_task_per_job_with_quoted_args_and_wandb():
     ("osmo.gpu=1,2", "cannot be swept"),
     ("osmo.memory=16GB", "osmo.memory='16GB' is invalid"),
     ("osmo.cpuu=4", "Key 'cpuu' not in 'OsmoConfig'"),
+    ("+osmo.cpuu=4", "drop the '+'"),
     ("training.lr=interval(0,1)", "does not support sweep type"),
 ])
 def test_invalid_overrides_exit_nonzero_and_write_nothing(override, fragment, tmp_path, capsys):

@@ -62,7 +62,7 @@ def import_mujoco():
         raise ConfigError(
             f"the ALOHA simulation needs the `mujoco` package ({e}). Fix: install the sim extra "
             f"and the scene files: `{INSTALL_HINT}`.") from e
-    except RuntimeError as e:  # e.g. an invalid MUJOCO_GL value
+    except Exception as e:  # MuJoCo loads its OpenGL backend on import: bad MUJOCO_GL, no lib
         raise gl_error(e) from e
     _mujoco = mujoco
     return mujoco

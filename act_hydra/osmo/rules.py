@@ -65,6 +65,8 @@ BRACES_RE = re.compile(r"\{\{([^\n]*?)\}\}")
 JINJA_RE = re.compile(r"\{\{|\{%|\{#")  # what opens a Jinja expression, statement or comment
 TOKENS = "{{output}}, {{workflow_id}}, {{input:<N>}}, {{input:<task>}}, {{host:<task>}}"
 
+OUTPUT_PATH_HINT = "url outputs have no 'path' key: {{output}} goes directly under the URL. "
+
 # The message of each kind of problem; the %(name)s fields are filled in where it is found.
 MESSAGES = {
     "template": "the file is a Jinja template (default-values or {%% %%}); this offline check "
@@ -107,7 +109,7 @@ MESSAGES = {
     "no-command": 'Container %(name)s should have at least one command, e.g. ["python"].',
     "credential-list": "credential %(name)r is a list, which OSMO rejects: map variables to "
     "payload keys (%(name)s: {ENV_NAME: payload_key}).",
-    "io-forms": "%(kind)s item %(what)s: each item is exactly one of them.",
+    "io-forms": "%(kind)s item %(how)s %(forms)s: each item is exactly one of them.",
     "exit-action": "Invalid exit action %(action)s: use COMPLETE, FAIL or RESCHEDULE.",
     "exit-codes": "Invalid exit codes %(codes)r for %(action)s: write codes and ranges "
     'separated by commas, no spaces, e.g. "0,1-10,16".',
@@ -137,9 +139,9 @@ def name_problem(value: str) -> str | None:
 def size_problem(value: str) -> str | None:
     """A memory or storage size: <number><binary unit> (``G`` means ``Gi``; ``GB`` is refused)."""
     match = _SIZE_RE.fullmatch(value)
-    number, unit = match.groups() if match else (value, "")
     if not match:
         return f"{value!r} is not a size: write <number><unit>, e.g. 64Gi"
+    number, unit = match.groups()
     if not unit:
         return f"{value!r} has no unit, so OSMO reads it as {number} bytes: write {number}Gi"
     if unit == "m":
@@ -155,17 +157,17 @@ def size_problem(value: str) -> str | None:
 
 def duration_problem(value: str) -> str | None:
     """A duration written as text: <int><d|h|m|s|ms|us> or ISO-8601, one unit only."""
-    parts = _DURATION_RE.findall(value)
     if _DURATION_RE.fullmatch(value) or _ISO_RE.fullmatch(value):
         return None
     if value.isdigit():
         return f"{value!r} is a quoted number without a unit: write {value}s"
+    parts = _DURATION_RE.findall(value)
     if not parts or "".join(n + u for n, u in parts) != value:
         return f"{value!r} is not a duration: write <int><d|h|m|s|ms|us> (e.g. 12h) or ISO-8601"
     total = sum(int(n) * _SECONDS[u] for n, u in parts)
     unit = next((u for u in "dhms" if total % _SECONDS[u] == 0), None)
     fix = f"write {total // _SECONDS[unit]:.0f}{unit}" if unit else "use one unit"
-    return f"{value!r} mixes units: mixed units are rejected; {fix}"
+    return f"{value!r} combines units, but mixed units are rejected; {fix}"
 
 
 def storage_url_problem(value: str) -> str | None:

@@ -125,13 +125,21 @@ def _split_arguments(parser: OverridesParser, args: list[str]) -> tuple[list[str
     settings: list[str] = []
     train_args: list[str] = []
     for arg, override in zip(args, overrides):
-        if is_generator_setting(override) and override.is_sweep_override():
+        if not is_generator_setting(override):
+            train_args.append(arg)
+        elif override.is_sweep_override():
             raise SweepError(
-                f"{override.input_line}: osmo.* settings shape the workflow file and cannot be "
-                "swept (every task of a workflow shares them). Fix: give one value, and "
-                "generate one workflow per setting if you need several."
+                f"{arg}: osmo.* settings shape the workflow file and cannot be swept (every task "
+                "of a workflow shares them). Fix: give one value, and generate one workflow per "
+                "setting if you need several."
             )
-        (settings if is_generator_setting(override) else train_args).append(arg)
+        elif override.is_add() or override.is_force_add():
+            raise SweepError(
+                f"{arg}: '+' adds a key the schema does not have, and every osmo.* setting is in "
+                "conf/osmo/default.yaml already. Fix: drop the '+' (and check the key's spelling)."
+            )
+        else:
+            settings.append(arg)
     return settings, train_args
 
 

@@ -1,24 +1,17 @@
 """Offline check of NVIDIA OSMO workflow files: the server's rules the file alone decides.
 
-OSMO has no offline check of its own (``osmo workflow validate`` needs a server, a pool and
-credentials). This one covers what the generator writes and what a hand edit of such a file
-plausibly breaks: the top-level sections, names and their lengths, tasks or groups and their
-count, group leads, resource units, timeouts, the quoting and types of ``command``, ``args``
-and ``environment``, credentials, exit actions, URL inputs and outputs, and the special tokens
-(``{{output}}``, ``{{workflow_id}}``, ``{{input:N}}``, ``{{host:<task>}}``). The rules and
-messages are in :mod:`act_hydra.osmo.rules`; every :class:`Problem` names its rule.
-
-Other task keys (``files``, ``checkpoint``, ``volumeMounts``, ...) are accepted unchecked, and a
-Jinja template is reported, not rendered. What depends on the pool, the registry or the user's
+It covers what the generator writes and what a hand edit plausibly breaks (the rules and their
+messages are in :mod:`act_hydra.osmo.rules`). Values are checked on the YAML node tree, so the
+check knows whether a value was quoted: an unquoted ``007`` in ``args`` is reported because OSMO
+receives ``"7"``. Other task keys (``files``, ``checkpoint``, ...) pass unchecked and a Jinja
+template is reported, not rendered; what depends on the pool, the registry or the user's
 credentials only ``osmo workflow validate FILE --pool <pool>`` can check.
-
-Values are checked on the YAML node tree, so the check knows whether a value was quoted: an
-unquoted ``007`` in ``args`` is reported because OSMO receives ``"7"``.
 """
 
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -223,12 +216,19 @@ class _Checker:
         return {str(k.value): (k, v) for k, v in node.value}
 
     def _fields(
-        self, node: Node, loc: str, rule: str, what: str, known: tuple[str, ...]
+        self,
+        node: Node,
+        loc: str,
+        rule: str,
+        what: str,
+        known: tuple[str, ...],
+        hints: dict[str, str] | None = None,
     ) -> dict[str, Node]:
-        """The values of the known keys; each unknown key is reported."""
+        """The values of the known keys; each unknown key is reported (with its ``hints``)."""
         pairs = self._map(node, loc, rule, what)
         for key, (key_node, _) in pairs.items():
             if key not in known:
+                fix = (hints or {}).get(key) or _suggest(key, known)
                 self.add(
                     rule,
                     "unknown-key",
@@ -236,7 +236,7 @@ class _Checker:
                     key_node,
                     key=key,
                     what=what,
-                    fix=_suggest(key, known),
+                    fix=fix,
                     known=", ".join(known),
                 )
         return {key: value for key, (_, value) in pairs.items() if key in known}
@@ -285,59 +285,38 @@ class _Checker:
             return
         outside = [(f"workflow.{k}", v) for k, v in fields.items() if k not in ("tasks", "groups")]
         name = self._name(fields, "workflow", node, "workflow")
-        if name is not None and len(name) > self.max_name_length:
-            self.add(
-                "V-N1",
-                "long-name",
-                "workflow.name",
-                fields["name"],
-                what="workflow",
-                name=name,
-                length=len(name),
-                limit=self.max_name_length,
-            )
+        names: Names = [(name, "workflow.name", fields["name"], "workflow")] if name else []
         if "resources" in fields:
             self._resources(fields["resources"])
-        if "timeout" in fields:
-            loc = "workflow.timeout"
-            for key, value in self._fields(
-                fields["timeout"], loc, "V-S9", loc, rules.TIMEOUT_KEYS
-            ).items():
-                self._duration(value, f"{loc}.{key}", key)
-        for key in ("tasks", "groups"):
-            if key in fields and fields[key].tag != _NULL:
-                self._list(fields[key], f"workflow.{key}", "V-S2", f"workflow.{key}")
-        tasks_node, groups_node = (fields.get(key) for key in ("tasks", "groups"))
-        tasks_node = (
-            tasks_node if isinstance(tasks_node, SequenceNode) and tasks_node.value else None
-        )
-        groups_node = (
-            groups_node if isinstance(groups_node, SequenceNode) and groups_node.value else None
-        )
-        if tasks_node and groups_node:
-            self.add("V-S2", "tasks-and-groups", "workflow", groups_node)
-        elif not tasks_node and not groups_node:
+        timeout = fields.get("timeout", MappingNode("", []))
+        for key, value in self._fields(
+            timeout, "workflow.timeout", "V-S9", "workflow.timeout", rules.TIMEOUT_KEYS
+        ).items():
+            self._duration(value, f"workflow.timeout.{key}", key)
+        lists = {
+            key: self._list(value, f"workflow.{key}", "V-S2", f"workflow.{key}")
+            for key, value in fields.items()
+            if key in ("tasks", "groups") and value.tag != _NULL
+        }
+        if lists.get("tasks") and lists.get("groups"):
+            self.add("V-S2", "tasks-and-groups", "workflow", fields["groups"])
+        elif not lists.get("tasks") and not lists.get("groups"):
             self.add("V-S2", "no-tasks", "workflow", node)
 
         tasks: list[_Task] = []
-        names: Names = []
-        for i, item in enumerate(tasks_node.value if tasks_node else []):
+        for i, item in enumerate(lists.get("tasks", [])):
             tasks.append(self._task(item, f"workflow.tasks[{i}]", i, flat=True))
             names.extend(self._task_names(tasks[-1:]))
-        for i, item in enumerate(groups_node.value if groups_node and not tasks_node else []):
+        for i, item in enumerate([] if lists.get("tasks") else lists.get("groups", [])):
             group = self._group(item, f"workflow.groups[{i}]", i, names, outside)
             tasks.extend(group)
             names.extend(self._task_names(group))
         self._names(names)
         self._tokens(tasks, outside)
         if len(tasks) > self.max_tasks:
+            where = fields.get("tasks") or fields.get("groups")
             self.add(
-                "V-P5",
-                "too-many-tasks",
-                "workflow",
-                tasks_node or groups_node,
-                count=len(tasks),
-                limit=self.max_tasks,
+                "V-P5", "too-many-tasks", "workflow", where, count=len(tasks), limit=self.max_tasks
             )
 
     def _name(self, fields: dict[str, Node], loc: str, node: Node, what: str) -> str | None:
@@ -373,11 +352,12 @@ class _Checker:
 
     def _count(self, node: Node, loc: str, what: str) -> None:
         """A whole number >= 0 (a quoted one passes, as OSMO converts it)."""
+        text = node.value if isinstance(node, ScalarNode) else ""
         try:
-            number = float(node.value) if node.tag in (_INT, _FLOAT, _STR) else None
+            number = float(yaml.safe_load(text) if node.tag in (_INT, _FLOAT) else text)
         except ValueError:
             number = None
-        if number is None or abs(number) == float("inf"):
+        if number is None or not math.isfinite(number):
             self._type(node, loc, "V-S8", what, "a whole number")
         elif number != int(number):
             self.add("V-S8", "fraction", loc, node, what=what, text=node.value)
@@ -386,7 +366,7 @@ class _Checker:
 
     def _duration(self, node: Node, loc: str, what: str) -> None:
         if node.tag in (_INT, _FLOAT, _NULL):
-            if node.tag != _NULL and float(node.value) < 0:
+            if node.tag != _NULL and yaml.safe_load(node.value) < 0:
                 self.add("V-S9", "negative", loc, node, what=what, text=node.value)
             return
         text = self._string(node, loc, "V-S9", what)
@@ -484,33 +464,30 @@ class _Checker:
     def _io(self, node: Node, loc: str, kind: str, task: _Task) -> None:
         """V-S6: inputs are tasks or storage URLs, outputs storage URLs."""
         forms = ("task", "url") if kind == "inputs" else ("url",)
-        what = (
-            f"an item of {kind}" + " (url outputs have no 'path' key: the contents of "
-            "{{output}} go directly under the URL)" * (kind == "outputs")
-        )
         for i, item in enumerate(self._list(node, loc, "V-S6", kind)):
             iloc = f"{loc}[{i}]"
             task.inputs.update([str(i)] if kind == "inputs" else [])
-            pairs = self._fields(item, iloc, "V-S6", what, (*forms, "regex"))
+            hints = {"path": rules.OUTPUT_PATH_HINT} if kind == "outputs" else None
+            pairs = self._fields(item, iloc, "V-S6", f"an item of {kind}", (*forms, "regex"), hints)
             present = [form for form in forms if form in pairs]
             if isinstance(item, MappingNode) and len(present) != 1:
-                shape = (
-                    f"mixes the forms {', '.join(present)}"
-                    if present
-                    else f"has none of the forms {', '.join(forms)}"
+                how = "mixes the forms" if present else "has none of the forms"
+                forms_text = ", ".join(present or forms)
+                self.add("V-S6", "io-forms", iloc, item, kind=kind, how=how, forms=forms_text)
+            elif (
+                present
+                and (
+                    value := self._string(
+                        pairs[present[0]], f"{iloc}.{present[0]}", "V-S6", present[0], True
+                    )
                 )
-                self.add("V-S6", "io-forms", iloc, item, kind=kind, what=shape)
-                continue
-            form = present[0] if present else ""
-            value = (
-                self._string(pairs[form], f"{iloc}.{form}", "V-S6", form, True) if form else None
-            )
-            if value is not None and form == "url":
-                self._format(
-                    rules.storage_url_problem(value), pairs[form], f"{iloc}.url", "V-S6", "url"
-                )
-            elif value is not None:
-                task.inputs.add(value.rsplit(":", 1)[-1])
+                is not None
+            ):
+                if present[0] == "url":
+                    problem = rules.storage_url_problem(value)
+                    self._format(problem, pairs["url"], f"{iloc}.url", "V-S6", "url")
+                else:
+                    task.inputs.add(value.rsplit(":", 1)[-1])  # {{input:<task>}}
 
     # ---- across tasks ------------------------------------------------------------------------
 
@@ -518,22 +495,17 @@ class _Checker:
         """V-S3 unique names, V-S4 no osmo-ctrl, V-N1 lengths (a flat task's group adds 6)."""
         seen: dict[str, tuple[str, str]] = {}
         for name, loc, node, what in entries:
-            if fold(name) in seen:
+            found, limit = {"what": what, "name": name, "length": len(name)}, self.max_name_length
+            if what != "workflow" and fold(name) in seen:
                 other, where = seen[fold(name)]
-                self.add(
-                    "V-S3", "same-name", loc, node, what=what, name=name, other=other, where=where
-                )
+                self.add("V-S3", "same-name", loc, node, other=other, where=where, **found)
             seen.setdefault(fold(name), (name, loc))
             if what == "task" and fold(name) == "osmo-ctrl":
-                self.add("V-S4", "osmo-ctrl", loc, node, name=name)
-            limit = self.max_name_length
-            flat_limit = limit - len("-group") if loc.startswith("workflow.tasks[") else limit
-            if len(name) > flat_limit:
-                key = "long-name" if len(name) > limit else "long-flat-name"
-                limit = limit if len(name) > limit else flat_limit
-                self.add(
-                    "V-N1", key, loc, node, what=what, name=name, length=len(name), limit=limit
-                )
+                self.add("V-S4", "osmo-ctrl", loc, node, **found)
+            if len(name) > limit:
+                self.add("V-N1", "long-name", loc, node, limit=limit, **found)
+            elif loc.startswith("workflow.tasks[") and len(name) > limit - len("-group"):
+                self.add("V-N1", "long-flat-name", loc, node, limit=limit - len("-group"), **found)
 
     def _tokens(self, tasks: list[_Task], outside: list[tuple[str, Node]]) -> None:
         """V-T3, V-T4 and V-P1 for every {{...}} in a string value."""
@@ -558,14 +530,8 @@ class _Checker:
                     elif kind == "host" and target not in peers and task.flat and target in flat:
                         self.add("V-P1", "host-flat", loc, scalar, **found)
                     elif kind == "host" and target not in peers:
-                        self.add(
-                            "V-T3",
-                            "host-token",
-                            loc,
-                            scalar,
-                            valid=", ".join(sorted(peers)),
-                            **found,
-                        )
+                        found["valid"] = ", ".join(sorted(peers))
+                        self.add("V-T3", "host-token", loc, scalar, **found)
 
     def _braces(self, loc: str, scalar: ScalarNode) -> None:
         for match in rules.BRACES_RE.finditer(scalar.value):
