@@ -29,11 +29,8 @@ import json
 import multiprocessing
 import numbers
 import os
-import shutil
-import socket
 import sys
 import time
-import uuid
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
 
@@ -50,12 +47,12 @@ from act_hydra.aloha_sim.runtime import (
     import_mujoco,
 )
 from act_hydra.aloha_sim.tasks import TaskSpec, get_task
+from act_hydra.atomic import atomic_dir
 from act_hydra.errors import ActHydraError, ConfigError
 
 MANIFEST = "generation.json"
 MANIFEST_VERSION = 1
 MIN_ATTEMPTS_FOR_RATE = 10  # fewer attempts say too little about the success rate
-_TMP_MARK = ".tmp-"
 
 
 class GenerationError(ActHydraError):
@@ -107,48 +104,6 @@ class _InlineExecutor:
         pass
 
 
-# -- temporary folders ---------------------------------------------------------------------------
-def _tmp_prefix(out_dir: Path) -> str:
-    return f".{out_dir.name}{_TMP_MARK}"
-
-
-def _new_tmp_dir(out_dir: Path) -> Path:
-    name = (f"{_tmp_prefix(out_dir)}{socket.gethostname()}-{os.getpid()}-"
-            f"{uuid.uuid4().hex[:8]}")
-    path = out_dir.parent / name
-    path.mkdir(parents=True)
-    return path
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def clean_stale_tmp_dirs(out_dir: Path) -> list[Path]:
-    """Delete temporary folders of generations into ``out_dir`` whose process is gone.
-
-    Only folders made on this host are judged (a process id means nothing elsewhere).
-    """
-    removed = []
-    host = socket.gethostname()
-    if not out_dir.parent.is_dir():
-        return removed
-    for path in out_dir.parent.glob(_tmp_prefix(out_dir) + "*"):
-        owner, _, _token = path.name[len(_tmp_prefix(out_dir)):].rpartition("-")
-        owner_host, _, pid = owner.rpartition("-")
-        if owner_host != host or not pid.isdigit() or _pid_alive(int(pid)):
-            continue
-        shutil.rmtree(path, ignore_errors=True)
-        removed.append(path)
-    return removed
-
-
 # -- the generator -------------------------------------------------------------------------------
 def _check_args(task, num_episodes, episode_len, height, width, render_style, num_workers,
                 min_success_rate) -> TaskSpec:
@@ -185,24 +140,27 @@ def generate_dataset(out_dir: str | Path, task: str = "transfer_cube", num_episo
                        num_workers, min_success_rate)
     out_dir = Path(out_dir).expanduser().absolute()
     _check_out_dir(out_dir)
+    with atomic_dir(out_dir) as folder:
+        write_dataset(folder, task, num_episodes, episode_len, height, width, render_style,
+                      num_workers, progress, keep_failed, min_success_rate)
+    return out_dir
+
+
+def write_dataset(folder: Path, task: str | TaskSpec, num_episodes: int, episode_len: int,
+                  height: int, width: int, render_style: str, num_workers: int = 2,
+                  progress: bool = True, keep_failed: bool = False,
+                  min_success_rate: float = 0.8) -> dict:
+    """Record the episodes and ``generation.json`` into the existing empty ``folder``; return
+    the manifest. ``generate_dataset`` and the dataset cache call it inside an atomic folder."""
+    task = _check_args(task, num_episodes, episode_len, height, width, render_style,
+                       num_workers, min_success_rate)
     mujoco_version = import_mujoco().__version__  # fail here, not in a worker
     asset_dir()
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    clean_stale_tmp_dirs(out_dir)
-    tmp = _new_tmp_dir(out_dir)
-    try:
-        manifest = _generate_into(tmp, task, num_episodes, episode_len, height, width,
-                                  render_style, num_workers, progress, keep_failed,
-                                  min_success_rate, mujoco_version)
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-        _check_out_dir(out_dir)  # appeared while we worked?
-        if out_dir.exists():
-            out_dir.rmdir()
-        os.rename(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out_dir
+    manifest = _generate_into(folder, task, num_episodes, episode_len, height, width,
+                              render_style, num_workers, progress, keep_failed,
+                              min_success_rate, mujoco_version)
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
 
 
 def _generate_into(folder: Path, task: TaskSpec, num_episodes: int, episode_len: int,

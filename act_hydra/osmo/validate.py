@@ -30,11 +30,12 @@ __all__ = ["RULES", "Problem", "main_check", "validate_workflow_file", "validate
 DEFAULT_MAX_TASKS = 20  # the server's max_num_tasks (an admin setting)
 DEFAULT_MAX_NAME_LENGTH = 64  # the server's max_name_length (an admin setting)
 
-_STR, _INT, _FLOAT, _BOOL, _NULL = (
-    f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null")
+_STR, _INT, _FLOAT, _BOOL, _NULL, _MAP, _SEQ = (
+    f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "map", "seq")
 )
 _TRUE, _FALSE = {"true", "yes", "on", "y", "t", "1"}, {"false", "no", "off", "n", "f", "0"}
-Names = list[tuple[str, str, Node, str]]  # (name, location, node, "task" | "group")
+Names = list[tuple[str, str, Node, str]]  # (name, location, node, "workflow" | "group" | "task")
+_NO_MAP, _NO_LIST = MappingNode(_MAP, []), SequenceNode(_SEQ, [])  # a key that is not there
 
 
 @dataclass(frozen=True)
@@ -195,7 +196,8 @@ class _Checker:
             elif key in seen:
                 self.add("V-T1", "top-key-twice", where, key_node, key=key)
             elif key == "version" and str(value.value).strip().lstrip("+") != "2":
-                self.add("V-T2", "version", where, value, value=value.value)
+                shown = value.value if isinstance(value, ScalarNode) else _kind(value)
+                self.add("V-T2", "version", where, value, value=shown)
             elif key == "workflow" and not root.flow_style:  # type: ignore[union-attr]
                 workflow = value
             seen.add(key)
@@ -274,7 +276,7 @@ class _Checker:
         return word in _TRUE
 
     def _format(self, problem: str | None, node: Node, loc: str, rule: str, what: str) -> None:
-        if problem is not None:
+        if problem:
             self.add(rule, "format", loc, node, what=what, problem=problem)
 
     # ---- the workflow ------------------------------------------------------------------------
@@ -286,12 +288,15 @@ class _Checker:
         outside = [(f"workflow.{k}", v) for k, v in fields.items() if k not in ("tasks", "groups")]
         name = self._name(fields, "workflow", node, "workflow")
         names: Names = [(name, "workflow.name", fields["name"], "workflow")] if name else []
-        if "resources" in fields:
-            self._resources(fields["resources"])
-        timeout = fields.get("timeout", MappingNode("", []))
-        for key, value in self._fields(
-            timeout, "workflow.timeout", "V-S9", "workflow.timeout", rules.TIMEOUT_KEYS
-        ).items():
+        self._resources(fields.get("resources", _NO_MAP))
+        timeout = self._fields(
+            fields.get("timeout", _NO_MAP),
+            "workflow.timeout",
+            "V-S9",
+            "workflow.timeout",
+            rules.TIMEOUT_KEYS,
+        )
+        for key, value in timeout.items():
             self._duration(value, f"workflow.timeout.{key}", key)
         lists = {
             key: self._list(value, f"workflow.{key}", "V-S2", f"workflow.{key}")
@@ -314,21 +319,17 @@ class _Checker:
         self._names(names)
         self._tokens(tasks, outside)
         if len(tasks) > self.max_tasks:
-            where = fields.get("tasks") or fields.get("groups")
-            self.add(
-                "V-P5", "too-many-tasks", "workflow", where, count=len(tasks), limit=self.max_tasks
-            )
+            where, limit = fields.get("tasks") or fields.get("groups"), self.max_tasks
+            self.add("V-P5", "too-many-tasks", "workflow", where, count=len(tasks), limit=limit)
 
     def _name(self, fields: dict[str, Node], loc: str, node: Node, what: str) -> str | None:
         """V-S1: the ``name`` of a workflow, group or task."""
         if "name" not in fields:
             self.add("V-S1", "no-name", loc, node, what=what)
             return None
-        name = self._string(fields["name"], f"{loc}.name", "V-S1", f"{what} name", nonempty=True)
-        if name is not None:
-            self._format(
-                rules.name_problem(name), fields["name"], f"{loc}.name", "V-S1", f"{what} name"
-            )
+        value, loc, what = fields["name"], f"{loc}.name", f"{what} name"
+        name = self._string(value, loc, "V-S1", what, nonempty=True)
+        self._format(name and rules.name_problem(name), value, loc, "V-S1", what)
         return name
 
     @staticmethod
@@ -337,9 +338,8 @@ class _Checker:
 
     def _resources(self, node: Node) -> None:
         """V-S8: cpu and gpu are counts, memory and storage sizes."""
-        for name, (_, spec) in self._map(
-            node, "workflow.resources", "V-S8", "workflow.resources"
-        ).items():
+        specs = self._map(node, "workflow.resources", "V-S8", "workflow.resources")
+        for name, (_, spec) in specs.items():
             loc = _child("workflow.resources", name)
             fields = self._fields(spec, loc, "V-S8", f"resource spec {name!r}", rules.RESOURCE_KEYS)
             for key, value in fields.items():
@@ -375,6 +375,7 @@ class _Checker:
     def _group(
         self, node: Node, loc: str, index: int, names: Names, outside: list[tuple[str, Node]]
     ) -> list[_Task]:
+        """V-S7: a group's fields, its tasks and its lead."""
         fields = self._fields(node, loc, "V-S7", "group", rules.GROUP_KEYS)
         if not isinstance(node, MappingNode):
             return []
@@ -385,15 +386,11 @@ class _Checker:
         for key in ("barrier", "ignoreNonleadStatus"):
             if key in fields:
                 self._bool(fields[key], f"{loc}.{key}", "V-S7", key)
-        items = (
-            self._list(fields["tasks"], f"{loc}.tasks", "V-S7", "tasks")
-            if "tasks" in fields
-            else []
-        )
+        items = self._list(fields.get("tasks", _NO_LIST), f"{loc}.tasks", "V-S7", "tasks")
         if not items:
             self.add("V-S7", "empty-group", f"{loc}.tasks", fields.get("tasks", node), name=name)
         tasks = [
-            self._task(item, f"{loc}.tasks[{i}]", index, flat=False) for i, item in enumerate(items)
+            self._task(item, f"{loc}.tasks[{i}]", index, False) for i, item in enumerate(items)
         ]
         leads = sum(task.lead for task in tasks)
         if len(tasks) > 1 and leads != 1:
@@ -413,39 +410,36 @@ class _Checker:
         if "image" in fields:
             self._string(fields["image"], f"{loc}.image", "V-S5", "image", nonempty=True)
         for key in ("command", "args"):
-            items = self._list(fields[key], f"{loc}.{key}", "V-S5", key) if key in fields else []
+            items = self._list(fields.get(key, _NO_LIST), f"{loc}.{key}", "V-S5", key)
             for i, item in enumerate(items):
                 self._string(item, f"{loc}.{key}[{i}]", "V-S5", "arg" if key == "args" else key)
         if isinstance(fields.get("command"), SequenceNode) and not fields["command"].value:
             self.add("V-S5", "no-command", f"{loc}.command", fields["command"], name=task.name)
         if "lead" in fields:
             task.lead = self._bool(fields["lead"], f"{loc}.lead", "V-S5", "lead")
-        env = fields.get("environment", MappingNode("", []))
-        for key, (_, value) in self._map(env, f"{loc}.environment", "V-S5", "environment").items():
+        env = self._map(
+            fields.get("environment", _NO_MAP), f"{loc}.environment", "V-S5", "environment"
+        )
+        for key, (_, value) in env.items():
             where, what = _child(f"{loc}.environment", key), f"environment value of {key}"
             if isinstance(value, (MappingNode, SequenceNode)):
                 self._type(value, where, "V-S5", what, "a string (nested values are rejected)")
             else:
                 self._string(value, where, "V-S5", what)
-        if "credentials" in fields:
-            self._credentials(fields["credentials"], f"{loc}.credentials")
+        self._credentials(fields.get("credentials", _NO_MAP), f"{loc}.credentials")
         for key in ("inputs", "outputs"):
-            if key in fields:
-                self._io(fields[key], f"{loc}.{key}", key, task)
+            self._io(fields.get(key, _NO_LIST), f"{loc}.{key}", key, task)
         if "resource" in fields:
             self._string(fields["resource"], f"{loc}.resource", "V-S5", "resource", nonempty=True)
-        actions = (
-            self._map(fields["exitActions"], f"{loc}.exitActions", "V-S5", "exitActions")
-            if "exitActions" in fields
-            else {}
-        )
+        loc = f"{loc}.exitActions"
+        actions = self._map(fields.get("exitActions", _NO_MAP), loc, "V-S5", "exitActions")
         for action, (key_node, value) in actions.items():
-            where = _child(f"{loc}.exitActions", action)
+            where = _child(loc, action)
             if action.upper() not in rules.EXIT_ACTIONS:
                 self.add("V-S5", "exit-action", where, key_node, action=action)
-            elif (
-                codes := self._string(value, where, "V-S5", f"exit codes of {action}", True)
-            ) is not None and not rules.EXIT_CODES_RE.match(codes):
+                continue
+            codes = self._string(value, where, "V-S5", f"exit codes of {action}", True)
+            if codes is not None and not rules.EXIT_CODES_RE.match(codes):
                 self.add("V-S5", "exit-codes", where, value, codes=codes, action=action)
         return task
 
