@@ -4,12 +4,18 @@ A checkpoint is a dict of tensors and plain containers (numbers, strings, lists,
 so it loads with ``torch.load(weights_only=True)``, which refuses to run code from the file:
 
     format, step, model, optimizer, scheduler, scaler, best_val_loss, best_val_step,
-    rng (python, numpy, torch, cuda), norm_stats (float32 tensors), config (the resolved
-    training config), wandb_run_id
+    rng (a list indexed by DDP rank, each python, numpy, torch, cuda), norm_stats (float32
+    tensors), config (the resolved training config), wandb_run_id
 
 It is written atomically (act_hydra.atomic): a reader sees the previous complete file or the
 new complete file, never half of one. The data-sampling state needs no saving: the batch of
 step i is a function of (seed, i) (act_hydra.data.dataset.StepBatchSampler).
+
+Checkpoints of format 1 (the previous release: numpy RNG state and enum objects, pickled) are
+refused like any file that would import code; convert one once, without running anything
+from it, with
+
+    python -m act_hydra.checkpoint convert OLD.pt NEW.pt     # NEW may be OLD: in place
 """
 
 from __future__ import annotations
@@ -34,10 +40,10 @@ RESUMABLE_DATA_CHANGES = ("num_workers", "preload_max_mib")
 def rng_state() -> dict[str, Any]:
     """Every RNG a training step draws from, as tensors and plain lists."""
     version, mt_state, gauss = random.getstate()
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    kind, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
     state: dict[str, Any] = {
         "python": [version, list(mt_state), gauss],
-        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
+        "numpy": [kind, torch.from_numpy(np.asarray(keys, np.int64)), pos, has_gauss, cached],
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -53,6 +59,29 @@ def restore_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def rng_state_for_rank(saved_rng: list[dict[str, Any]] | dict[str, Any], rank: int,
+                       world_size: int) -> dict[str, Any] | None:
+    """The RNG state rank ``rank`` continues from (None: keep its freshly seeded state).
+
+    A checkpoint holds one state per rank of the run that wrote it. Resumed on as many ranks,
+    each rank restores its own and the run is bit-identical to an uninterrupted one. On a
+    different number of ranks the run continues but is not that run any more (its global batch
+    is training.batch_size x the new world size, too): ranks the checkpoint knows restore their
+    own state, the others keep the independent seed every rank starts from
+    (act_hydra.distributed.rank_seed), and rank 0 logs a warning.
+    """
+    states = saved_rng if isinstance(saved_rng, list) else [saved_rng]
+    if len(states) != world_size and rank == 0:
+        log.warning(
+            "the checkpoint holds the RNG states of %d rank(s) and this run has %d: ranks 0-%d "
+            "continue their own RNG streams, %s; the run continues, but not bit-identically "
+            "to one resumed on %d rank(s), and its global batch is now training.batch_size x %d",
+            len(states), world_size, min(len(states), world_size) - 1,
+            "the others start from their own seeds" if world_size > len(states)
+            else "the others' states are dropped", len(states), world_size)
+    return states[rank] if rank < len(states) else None
 
 
 def norm_stats_to_tensors(stats: dict[str, Any]) -> dict[str, torch.Tensor]:

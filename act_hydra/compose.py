@@ -10,7 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 import act_hydra.config  # noqa: F401  (registers the schema and resolvers)
 from act_hydra.config import TrainConfig
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+CONF_DIR = Path(__file__).resolve().parent / "conf"  # package data: a plain install works
 
 
 def compose_train_config(overrides: list[str], return_hydra_config: bool = False) -> DictConfig:

@@ -64,6 +64,18 @@ class Backbone(Choice):
     resnet152 = "resnet152"
 
 
+class SimTask(Choice):
+    """The ALOHA MuJoCo tasks of the ACT paper."""
+
+    transfer_cube = "transfer_cube"
+    insertion = "insertion"
+
+
+class RenderStyle(Choice):
+    paper = "paper"  # shadows and anti-aliasing as the scene files define them
+    fast = "fast"  # neither: about 8x cheaper to render on a CPU
+
+
 @dataclass
 class ModelConfig:
     """ACT architecture; the defaults are the paper's (Table III). Key names follow LeRobot's
@@ -101,13 +113,28 @@ class SyntheticTaskConfig:
 
 
 @dataclass
+class AlohaSimConfig:
+    """The ALOHA MuJoCo tasks (act_hydra/aloha_sim): scripted demonstrations generated once
+    into the dataset cache, and the simulator closed-loop evaluation runs in."""
+
+    task: SimTask = SimTask.transfer_cube
+    num_episodes: int = 50  # scripted demonstrations (train + validation)
+    episode_len: int = 400  # control steps per episode (50 Hz)
+    image_height: int = 480  # `top` camera image, pixels
+    image_width: int = 640
+    render_style: RenderStyle = RenderStyle.paper
+    num_workers: int = 2  # processes that generate episodes (does not change the data)
+
+
+@dataclass
 class DataConfig:
     """Where the demonstrations come from and how they are split and read. The defaults are
     recorded data (conf/data/aloha_hdf5.yaml); conf/data/synthetic.yaml sets `synthetic`."""
 
     name: str = "aloha_hdf5"  # the conf/data option that composed this node (a label only)
-    # A folder of episode_*.hdf5 files (recorded data). For a generated task: null = the
-    # dataset cache ($ACT_HYDRA_CACHE, default ~/.cache/act_hydra), or another cache root.
+    # A folder of episode_*.hdf5 files (recorded data). data.synthetic: null = the dataset
+    # cache ($ACT_HYDRA_CACHE, default ~/.cache/act_hydra), or another cache root. data.sim:
+    # null = generate into the cache, or a folder of episodes of that task to read.
     dataset_dir: Optional[str] = None
     camera_names: List[str] = field(default_factory=lambda: ["top"])  # images fed to the policy
     train_ratio: float = 0.8  # fraction of episodes used for training; the rest validate
@@ -116,6 +143,9 @@ class DataConfig:
     # Keep all episodes in RAM when they fit under this many MiB (0: always read from disk).
     preload_max_mib: int = 1024
     synthetic: Optional[SyntheticTaskConfig] = None  # set: train on the built-in task
+    # Set: an ALOHA MuJoCo task. Its scripted episodes are generated into the dataset cache,
+    # or, with dataset_dir set, read from that folder (recorded in the same simulator).
+    sim: Optional[AlohaSimConfig] = None
 
 
 @dataclass
@@ -184,8 +214,11 @@ class EvalSettings:
     num_episodes: int = 50  # seeded rollouts
     temporal_ensemble: bool = False  # query every step and average overlapping chunks
     ensemble_coeff: float = 0.01  # m in exp(-m * i), i = 0 for the oldest prediction
-    seed_base: int = 1000  # episode i resets with seed seed_base + i
-    num_videos: int = 3  # rollouts saved as GIFs next to the results
+    # Episode i resets with seed seed_base + i; null: the simulator's own evaluation seeds,
+    # never used for training data (synthetic task: 1000 + i; ALOHA: 100000 + i).
+    seed_base: Optional[int] = None
+    num_videos: int = 3  # rollouts saved as videos (MP4, else GIF) next to the results
+    num_workers: int = 2  # simulator processes for ALOHA tasks (the synthetic task runs inline)
     device: str = "auto"  # as training.device
 
 

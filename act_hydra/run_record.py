@@ -69,7 +69,7 @@ class RunRecord:
     def __enter__(self) -> RunRecord:
         return self
 
-    def __exit__(self, exc_type, exc: BaseException | None, tb) -> bool:
+    def __exit__(self, exc_type, exc: BaseException | None, tb) -> None:
         status, exit_code = outcome(exc)
         steps_done = self.progress.step
         if status == "completed":
@@ -89,7 +89,6 @@ class RunRecord:
             log.info("summary: %s", json.dumps(summary))
         for callback in self._callbacks:
             callback(summary, exit_code)
-        return False  # never swallow the exception
 
 
 class StopSignal:

@@ -15,10 +15,10 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from act_hydra.config import Precision, TrainConfig, TrainingConfig
-from act_hydra.data import StepBatchSampler
+from act_hydra.data import EpisodeDataset, StepBatchSampler
 from act_hydra.errors import Diverged
 from act_hydra.model import ACTPolicy
 from act_hydra.schedule import build_scheduler, restore_scheduler
@@ -42,7 +42,7 @@ def build_optimizer(policy: nn.Module, t: TrainingConfig, fused: bool) -> torch.
         fused=fused or None)
 
 
-def build_train_loader(dataset: Dataset, t: TrainingConfig, num_workers: int,
+def build_train_loader(dataset: EpisodeDataset, t: TrainingConfig, num_workers: int,
                        device: torch.device, start_step: int = 0, rank: int = 0,
                        world_size: int = 1) -> DataLoader:
     return DataLoader(

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CONF_DIR = ROOT / "act_hydra" / "conf" if (ROOT / "act_hydra" / "conf").is_dir() else ROOT / "conf"
+CONF_DIR = ROOT / "act_hydra" / "conf"
 
 # A model and task small enough for a CLI run in a few seconds on a 2-core CPU
 # (conf/debug/tiny.yaml; it also shrinks the synthetic task).

@@ -11,7 +11,7 @@ from act_hydra.config import TrainConfig
 from act_hydra.validate import ConfigError, collect_problems, validate_config
 from tests.helpers import CONF_DIR
 
-GROUPS = ["model", "data", "scheduler", "logger", "osmo", "experiment", "sweep"]
+GROUPS = ["model", "data", "scheduler", "logger", "experiment", "sweep", "debug"]
 
 
 def options(group: str) -> list[str]:

@@ -21,13 +21,13 @@ message says how to submit them by hand.
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+from act_hydra import atomic
 from act_hydra.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_UNEXPECTED, ActHydraError
 from act_hydra.osmo.sweep import expand_sweep
 from act_hydra.osmo.validate import main_check, validate_workflow_text
@@ -101,13 +101,6 @@ def submit(paths: list[Path], pool: str) -> int:
     return EXIT_UNEXPECTED if failed else EXIT_OK
 
 
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.check:
@@ -134,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
 
     for path, text in zip(paths, texts):
-        write_atomic(path, text)
+        atomic.write_text(path, text)
     n_jobs = len(plan.jobs)
     where = paths[0] if len(paths) == 1 else f"{len(paths)} files: " + ", ".join(map(str, paths))
     print(
