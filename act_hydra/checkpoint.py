@@ -20,8 +20,15 @@ from it, with
 
 from __future__ import annotations
 
+import argparse
+import enum
+import io
+import logging
 import pickle
+import pickletools
 import random
+import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +36,13 @@ import numpy as np
 import torch
 
 from act_hydra.atomic import atomic_file, remove_stale
-from act_hydra.errors import CheckpointError, ConfigError, RunIOError
+from act_hydra.distributed import DistInfo, gather_to_main
+from act_hydra.errors import EXIT_BAD_INPUT, CheckpointError, ConfigError, RunIOError
+
+log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = 2
+LEGACY_FORMAT = 1  # the previous release's layout; `convert` turns it into CHECKPOINT_FORMAT
 # Keys that may differ between a checkpoint and the run resuming it: they change how data is
 # read, not what is learned.
 RESUMABLE_DATA_CHANGES = ("num_workers", "preload_max_mib")
@@ -112,18 +123,8 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     path = Path(path)
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        detail = unpickling_detail(err)
-        if "GLOBAL" in detail or "global" in detail:  # it names code to import and run
-            raise CheckpointError(
-                f"{path} was refused: loading it would import and run Python code ({detail}). "
-                "act-hydra checkpoints hold only tensors and plain containers, so this file "
-                "was not written by act-hydra or was tampered with; nothing from it was run. "
-                "Fix: use a checkpoint written by act-hydra, from a source you trust.") from err
-        raise _unreadable(path, detail) from err
-    except Exception as err:  # truncated, empty, not a torch file at all
-        raise _unreadable(path, f"{type(err).__name__}: {str(err).splitlines()[0][:200]}"
-                          if str(err) else type(err).__name__) from err
+    except Exception as err:  # refused, truncated, empty, not a torch file at all
+        raise _refusal(path, err) from err
     if not (isinstance(saved, dict) and saved.get("format") == CHECKPOINT_FORMAT):
         found = saved.get("format") if isinstance(saved, dict) else None
         raise CheckpointError(
@@ -131,6 +132,70 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
             f"entry: {found!r}). Fix: point at a checkpoints/last.pt or best.pt written by this "
             "version of act-hydra.")
     return saved
+
+
+def _refusal(path: Path, err: Exception) -> CheckpointError:
+    """Why torch.load(weights_only=True) failed on ``path``, as a message that says what to do."""
+    needs = imported_globals(path)
+    if needs and set(needs) <= set(_legacy_globals()):
+        return CheckpointError(
+            f"{path} looks like an act-hydra checkpoint of format {LEGACY_FORMAT} (the previous "
+            f"release pickled numpy RNG state and config enums: {', '.join(needs)}); this "
+            f"version loads only format {CHECKPOINT_FORMAT}, which holds tensors and plain "
+            "containers. Nothing from it was run. Fix: convert it once, in place (it is read "
+            f"without running code): python -m act_hydra.checkpoint convert {path} {path}")
+    detail = unpickling_detail(err) if isinstance(err, pickle.UnpicklingError) else (
+        f"{type(err).__name__}: {str(err).splitlines()[0][:200]}" if str(err)
+        else type(err).__name__)
+    if needs or "GLOBAL" in detail:  # it names code to import and run
+        what = ", ".join(needs[:8]) if needs else detail
+        return CheckpointError(
+            f"{path} was refused: loading it would import and run Python code ({what}). "
+            "act-hydra checkpoints hold only tensors and plain containers, so this file "
+            "was not written by act-hydra or was tampered with; nothing from it was run. "
+            "Fix: use a checkpoint written by act-hydra, from a source you trust.")
+    return _unreadable(path, detail)
+
+
+def imported_globals(path: Path) -> list[str] | None:
+    """What unpickling ``path`` would import beyond what torch.load(weights_only=True) allows
+    (e.g. ``posix.system``), read from the pickle opcodes: nothing is imported or run. None
+    when the file cannot be scanned."""
+    try:
+        if zipfile.is_zipfile(path):
+            return sorted(torch.serialization.get_unsafe_globals_in_checkpoint(str(path)))
+        from torch._weights_only_unpickler import _get_allowed_globals  # names only
+
+        return sorted(_raw_pickle_globals(Path(path)) - set(_get_allowed_globals()))
+    except Exception:
+        return None
+
+
+def _raw_pickle_globals(path: Path, max_pickles: int = 8) -> set[str]:
+    """The ``module.name`` of every GLOBAL / STACK_GLOBAL in the pickles at the start of a
+    non-zip file (a plain pickle, or torch's legacy format: several pickles, then raw data)."""
+    found: set[str] = set()
+    with open(path, "rb") as f:
+        for _ in range(max_pickles):
+            pushed: list[Any] = []
+            memo: dict[int, Any] = {}
+            try:
+                for op, arg, _ in pickletools.genops(f):
+                    if op.name == "GLOBAL":
+                        found.add(str(arg).replace(" ", "."))
+                    elif op.name == "STACK_GLOBAL" and len(pushed) >= 2:
+                        found.add(f"{pushed[-2]}.{pushed[-1]}")
+                    elif op.name == "MEMOIZE" and pushed:
+                        memo[len(memo)] = pushed[-1]
+                    elif op.name in ("PUT", "BINPUT", "LONG_BINPUT") and pushed:
+                        memo[int(arg)] = pushed[-1]
+                    elif op.name in ("GET", "BINGET", "LONG_BINGET"):
+                        pushed.append(memo.get(int(arg)))
+                    elif isinstance(arg, str):
+                        pushed.append(arg)
+            except Exception:  # the end of the file, or the raw data after the pickles
+                break
+    return found
 
 
 def find_resume_checkpoint(resume: str, run_dir: Path) -> Path | None:
@@ -183,24 +248,29 @@ def load_resume_checkpoint(resume: str, run_dir: Path,
 
 
 class Checkpointer:
-    """Writes checkpoints/last.pt and best.pt of one run (rank 0 only: every rank holds the
-    same weights), and turns a failed write into a RunIOError that says what is intact."""
+    """Writes checkpoints/last.pt and best.pt of one run, and turns a failed write into a
+    RunIOError that says what is intact.
 
-    def __init__(self, run_dir: Path, enabled: bool, **static: Any):
+    Every rank calls ``save`` at the same steps: the weights are rank 0's (every rank holds the
+    same), the RNG states are every rank's (gathered to rank 0), and rank 0 writes the file.
+    """
+
+    def __init__(self, run_dir: Path, dist_info: DistInfo, **static: Any):
         self.dir = run_dir / "checkpoints"
-        self.enabled = enabled
+        self.dist_info = dist_info
+        self.enabled = dist_info.is_main  # the one writer
         self.static = static  # saved in every checkpoint: norm_stats, config, wandb_run_id
-        if enabled:
+        if self.enabled:
             remove_stale(self.dir)  # temporary files of a run killed while saving
 
     def paths(self) -> list[Path]:
         return [self.dir / "best.pt", self.dir / "last.pt"]
 
     def save(self, name: str, training_state: dict[str, Any]) -> None:
+        rng = gather_to_main(rng_state(), self.dist_info)  # a collective: every rank calls it
         if not self.enabled:
             return
-        payload = {"format": CHECKPOINT_FORMAT, **training_state, "rng": rng_state(),
-                   **self.static}
+        payload = {"format": CHECKPOINT_FORMAT, **training_state, "rng": rng, **self.static}
         try:
             save_checkpoint(payload, self.dir / name)
         except (OSError, RuntimeError) as err:  # torch.save reports a failed write as either
@@ -209,3 +279,142 @@ class Checkpointer:
                 f"could not write {self.dir / name} ({reason}); the previous "
                 f"checkpoint there is intact. Fix: free disk space or pass hydra.run.dir=<a "
                 "folder with room>, then run the same command again to resume.") from err
+
+
+# ----------------------------------------------------------------------------- format 1
+
+def _legacy_safe_globals() -> list[Any]:
+    """Exactly what a format-1 checkpoint pickles besides tensors: numpy arrays (the numpy RNG
+    state, the normalisation stats), numpy scalars and dtypes, and the config's enums. Each
+    only builds a value; none runs code chosen by the file."""
+    try:
+        from numpy._core import multiarray  # numpy >= 2
+    except ImportError:  # numpy 1
+        from numpy.core import multiarray
+
+    import act_hydra.config as config
+
+    enums = [obj for obj in vars(config).values() if isinstance(obj, type)
+             and issubclass(obj, enum.Enum) and obj.__module__ == config.__name__]
+    dtypes = sorted({type(np.dtype(c)) for c in "?bBhHiIlLqQefdgFDG"}, key=str)
+    # A file names numpy's array builders by the module of the numpy that wrote it.
+    builders = [(fn, f"{module}.multiarray.{fn.__name__}")
+                for fn in (multiarray._reconstruct, multiarray.scalar)
+                for module in ("numpy.core", "numpy._core")]
+    return [np.ndarray, np.dtype, *dtypes, *enums, *builders]
+
+
+def _legacy_globals() -> list[str]:
+    names = []
+    for item in _legacy_safe_globals():
+        obj, name = item if isinstance(item, tuple) else (item, None)
+        names.append(name or f"{obj.__module__}.{obj.__qualname__}")
+    return names
+
+
+def _plain(value: Any) -> Any:
+    """Enums as their names, numpy values as tensors or Python numbers, containers recursed."""
+    if isinstance(value, enum.Enum):
+        return value.name
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(np.array(value))
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    return value
+
+
+def _legacy_rng_state(state: dict[str, Any]) -> dict[str, Any]:
+    """Format 1's RNG state (random.getstate() and np.random.get_state() tuples) as format 2
+    stores it (act_hydra.checkpoint.rng_state)."""
+    version, mt_state, gauss = state["python"]
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    out = {"python": [int(version), [int(x) for x in mt_state], gauss],
+           "numpy": [str(kind), torch.from_numpy(np.asarray(keys, np.int64)), int(pos),
+                     int(has_gauss), float(cached)],
+           "torch": state["torch"]}
+    if "cuda" in state:
+        out["cuda"] = list(state["cuda"])
+    return out
+
+
+def convert_legacy_checkpoint(src: Path, dst: Path, trust_source: bool = False) -> int:
+    """Write ``src`` (format 1) as a format-2 checkpoint at ``dst`` (may be ``src``); return
+    the format it had.
+
+    ``src`` is unpickled with torch.load(weights_only=True) widened by exactly what format 1
+    needs (_legacy_safe_globals), so a tampered file is refused and nothing from it runs.
+    ``trust_source=True`` loads with weights_only=False instead, which runs whatever the file
+    says: only for a file you wrote yourself that holds something else this converter refuses.
+    """
+    src, dst = Path(src), Path(dst)
+    if not src.is_file():
+        raise CheckpointError(f"{src} does not exist or is not a file. Fix: pass the path of a "
+                              "checkpoints/last.pt or best.pt.")
+    try:
+        if trust_source:
+            saved = torch.load(src, map_location="cpu", weights_only=False)
+        else:
+            with torch.serialization.safe_globals(_legacy_safe_globals()):
+                saved = torch.load(src, map_location="cpu", weights_only=True)
+    except Exception as err:
+        needs = [g for g in (imported_globals(src) or []) if g not in _legacy_globals()]
+        if needs:
+            raise CheckpointError(
+                f"{src} was refused: it is not an act-hydra checkpoint of format "
+                f"{LEGACY_FORMAT}, and loading it would import and run Python code "
+                f"({', '.join(needs[:8])}); nothing from it was run. Fix: convert only "
+                "checkpoints written by act-hydra. If you wrote this file yourself and trust "
+                "it, --trust-source loads it with weights_only=False, which runs that code."
+            ) from err
+        raise _refusal(src, err) from err
+    found = saved.get("format") if isinstance(saved, dict) else None
+    if found not in (LEGACY_FORMAT, CHECKPOINT_FORMAT) or "model" not in saved:
+        raise CheckpointError(
+            f"{src} is not an act-hydra checkpoint (format entry: {found!r}). Fix: pass a "
+            "checkpoints/last.pt or best.pt written by act-hydra.")
+    if found == LEGACY_FORMAT:
+        saved = _plain({**saved, "format": CHECKPOINT_FORMAT,
+                        "rng": [_legacy_rng_state(saved["rng"])],  # format 1: one process
+                        "norm_stats": norm_stats_to_tensors(saved["norm_stats"])})
+    buffer = io.BytesIO()
+    torch.save(saved, buffer)
+    buffer.seek(0)
+    torch.load(buffer, map_location="cpu", weights_only=True)  # what every reader will do
+    with atomic_file(dst) as f:
+        f.write(buffer.getvalue())
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m act_hydra.checkpoint convert OLD NEW``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m act_hydra.checkpoint",
+        description="Convert a checkpoint of the previous release (format 1) to the current "
+                    "format, which loads without running code from the file.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    convert = commands.add_parser("convert", help="write OLD as a format-2 checkpoint NEW")
+    convert.add_argument("old", type=Path, help="a format-1 checkpoints/last.pt or best.pt")
+    convert.add_argument("new", type=Path, help="where to write it (may be OLD: in place)")
+    convert.add_argument("--trust-source", action="store_true",
+                         help="load OLD with weights_only=False (runs any code in it); only "
+                              "for your own files that the safe conversion refuses")
+    args = parser.parse_args(argv)
+    try:
+        found = convert_legacy_checkpoint(args.old, args.new, args.trust_source)
+    except CheckpointError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"{args.new}: format {CHECKPOINT_FORMAT}" + (
+        f" (converted from format {found})" if found != CHECKPOINT_FORMAT else
+        " (it already was)"))
+    return 0
+
+
+if __name__ == "__main__":
+    from act_hydra.checkpoint import main as importable_main
+
+    sys.exit(importable_main())

@@ -220,6 +220,7 @@ class EvalSettings:
     num_videos: int = 3  # rollouts saved as videos (MP4, else GIF) next to the results
     num_workers: int = 2  # simulator processes for ALOHA tasks (the synthetic task runs inline)
     device: str = "auto"  # as training.device
+    log_to_wandb: bool = True  # add the results to the run's W&B run, if it used logger=wandb
 
 
 @dataclass

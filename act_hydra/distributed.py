@@ -5,7 +5,10 @@
 Each rank trains on its own slice of every global batch (act_hydra.data.StepBatchSampler), so
 the effective batch is training.batch_size x WORLD_SIZE. The learning rate is *not* scaled with
 it (as in LeRobot): scale training.lr yourself if you change the number of GPUs. Only rank 0
-writes checkpoints, metrics, the summary and W&B.
+writes checkpoints, metrics, the summary and W&B. Each checkpoint holds every rank's RNG state
+(each rank seeds its own streams: rank_seed), so a run resumed on as many ranks is
+bit-identical to an uninterrupted one. ``python -m act_hydra.launch`` runs torchrun and keeps
+a preempted run's exit code 75 (torchrun reports any failed worker as 1).
 """
 
 from __future__ import annotations
@@ -13,9 +16,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
+import numpy as np
 import torch
 import torch.distributed as dist
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,29 @@ def any_rank(flag: bool, info: DistInfo, device: torch.device) -> bool:
     value = torch.tensor([1.0 if flag else 0.0], device=device)
     dist.all_reduce(value, op=dist.ReduceOp.MAX)
     return bool(value.item())
+
+
+def rank_seed(seed: int, rank: int) -> int:
+    """The seed of rank ``rank``'s RNG streams (dropout, the CVAE's latent noise).
+
+    Rank 0 uses ``seed`` itself, so it draws what a single process draws; every other rank an
+    independent seed derived from (seed, rank): with one seed everywhere, every rank would draw
+    the same dropout masks and latent noise for its slice of the global batch. (The initial
+    weights do not depend on it: DDP copies rank 0's to every rank.)
+    """
+    if rank == 0:
+        return int(seed)
+    return int(np.random.SeedSequence([int(seed), int(rank)]).generate_state(1)[0])
+
+
+def gather_to_main(obj: T, info: DistInfo) -> list[T] | None:
+    """Every rank's ``obj`` in rank order on rank 0, None on the others (a collective: every
+    rank must call it); ``[obj]`` without DDP."""
+    if not info.enabled:
+        return [obj]
+    gathered: list[Any] | None = [None] * info.world_size if info.is_main else None
+    dist.gather_object(obj, gathered, dst=0)
+    return gathered
 
 
 def cleanup() -> None:

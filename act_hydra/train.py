@@ -32,6 +32,7 @@ from act_hydra.checkpoint import (
     load_resume_checkpoint,
     norm_stats_to_tensors,
     restore_rng_state,
+    rng_state_for_rank,
 )
 from act_hydra.compose import CONF_DIR
 from act_hydra.config import LoggerBackend, Precision, TrainConfig
@@ -39,12 +40,21 @@ from act_hydra.data import (
     DatasetInfo,
     EpisodeDataset,
     StepBatchSampler,
+    check_matches_simulator,
     compute_norm_stats,
-    ensure_synthetic_dataset,
+    resolve_dataset_dir,
     scan_dataset,
     split_episodes,
 )
-from act_hydra.distributed import DistInfo, any_rank, cleanup, init_distributed, shared_run_dir
+from act_hydra.distributed import (
+    DistInfo,
+    any_rank,
+    cleanup,
+    init_distributed,
+    rank_seed,
+    shared_run_dir,
+)
+from act_hydra.envs import EnvSpec
 from act_hydra.errors import ActHydraError, ConfigError, Preempted, RunIOError
 from act_hydra.model import ACTPolicy, count_trainable_parameters
 from act_hydra.rollout import evaluate_policy
@@ -71,7 +81,7 @@ def train(cfg: TrainConfig, job: JobContext, resolved_config: dict[str, Any]) ->
 
     # --- device and data ------------------------------------------------------------------
     device = setup_device(cfg, dist_info, job)
-    seed_everything(t.seed)
+    seed_everything(rank_seed(t.seed, dist_info.rank))
     data = load_data(cfg, saved)
     start_step = saved["step"] if saved else 0
     loader = build_train_loader(data.train_set, t, cfg.data.num_workers, device, start_step,
@@ -83,7 +93,9 @@ def train(cfg: TrainConfig, job: JobContext, resolved_config: dict[str, Any]) ->
     state = TrainState.build(cfg, policy, device, distributed=dist_info.enabled)
     if saved:
         state.load_state_dict(saved, cfg)
-        restore_rng_state(saved["rng"])
+        rng = rng_state_for_rank(saved["rng"], dist_info.rank, dist_info.world_size)
+        if rng is not None:
+            restore_rng_state(rng)
         log.info("resumed from %s at step %d", saved["path"], start_step)
 
     # --- the loop ---------------------------------------------------------------------------
@@ -92,12 +104,13 @@ def train(cfg: TrainConfig, job: JobContext, resolved_config: dict[str, Any]) ->
     tracker = Tracker(run_dir, cfg.logger, resolved_config, resume_step=start_step,
                       enabled=dist_info.is_main,
                       wandb_run_id=saved.get("wandb_run_id") if saved else None)
-    checkpointer = Checkpointer(run_dir, enabled=dist_info.is_main,
+    checkpointer = Checkpointer(run_dir, dist_info,
                                 norm_stats=norm_stats_to_tensors(data.norm_stats),
                                 config=resolved_config, wandb_run_id=tracker.wandb_run_id)
     record = RunRecord(run_dir, t.num_steps, state, write=dist_info.is_main)
     record.on_close(partial(tracker.finish, checkpoints=checkpointer.paths()))
     batches, throughput = iter(loader), Throughput(t.batch_size)
+    env_spec = EnvSpec.from_data_config(resolved_config["data"]) if t.eval_rollouts_every else None
     with record, StopSignal() as stop, progress_bar(t, start_step) as progress:
         policy.train()
         for step in range(start_step, t.num_steps):
@@ -115,7 +128,8 @@ def train(cfg: TrainConfig, job: JobContext, resolved_config: dict[str, Any]) ->
                 log.info("step %d  loss %.4f  l1 %.4f  kl %.4f  lr %.3g", step,
                          row["train/loss"], row["train/l1"], row["train/kl"], lrs[0])
             # Validation and rollouts run on rank 0 only; the others wait at the next
-            # gradient all-reduce.
+            # collective. Every rank joins a checkpoint save (it gathers their RNG states).
+            improved = False
             if due.val:
                 state.raise_if_diverged()
                 val = validation_losses(policy, data.val_batches, t.kl_weight, t.precision,
@@ -124,11 +138,12 @@ def train(cfg: TrainConfig, job: JobContext, resolved_config: dict[str, Any]) ->
                 log.info("step %d  val/loss %.4f", step, val["val/loss"])
                 if val["val/loss"] < state.best_val_loss:
                     state.best_val_loss, state.best_val_step = val["val/loss"], step
-                    checkpointer.save("best.pt", state.state_dict())
+                    improved = True
+            if due.val_round and any_rank(improved, dist_info, device):
+                checkpointer.save("best.pt", state.state_dict())
             if due.rollout:
                 state.raise_if_diverged()
-                rollouts = evaluate_policy(policy, cfg.data.synthetic,
-                                           t.eval_rollouts_episodes, device)
+                rollouts = evaluate_policy(policy, env_spec, t.eval_rollouts_episodes, device)
                 tracker.log({"step": step, **{f"eval/{k}": v
                                               for k, v in rollouts.summary().items()}})
                 log.info("step %d  eval/success_rate %.3f", step, rollouts.success_rate)
@@ -209,18 +224,11 @@ class TrainData:
     norm_stats: dict[str, Any]
 
 
-def resolve_dataset_dir(cfg: TrainConfig) -> Path:
-    """Recorded data is read in place; the synthetic task is generated once into a cache."""
-    if cfg.data.synthetic is None:
-        return Path(str(cfg.data.dataset_dir))
-    # For the synthetic task, dataset_dir (when set) is the cache root.
-    return ensure_synthetic_dataset(cfg.data.synthetic, cache_root=cfg.data.dataset_dir)
-
-
 def load_data(cfg: TrainConfig, saved: dict[str, Any] | None) -> TrainData:
     d, chunk = cfg.data, cfg.model.chunk_size
-    dataset_dir = resolve_dataset_dir(cfg)
+    dataset_dir = resolve_dataset_dir(cfg.data)
     info = scan_dataset(dataset_dir, list(d.camera_names))
+    check_matches_simulator(d, info)
     train_ids, val_ids = split_episodes(info.num_episodes, d.train_ratio, d.split_seed)
     if chunk > max(info.episode_lengths):
         log.warning("model.chunk_size=%d is longer than every episode (at most %d steps): the "
@@ -259,6 +267,7 @@ class Due:
 
     last: bool
     log: bool
+    val_round: bool  # every rank: rank 0 validates, all join the best.pt save
     val: bool  # rank 0 only
     rollout: bool  # rank 0 only
     save: bool
@@ -266,8 +275,9 @@ class Due:
     @classmethod
     def at(cls, step: int, t, is_main: bool) -> Due:
         last = step == t.num_steps - 1
-        return cls(last=last, log=step % t.log_every == 0 or last,
-                   val=is_main and cls.every(t.eval_every, step, last),
+        val_round = cls.every(t.eval_every, step, last)
+        return cls(last=last, log=step % t.log_every == 0 or last, val_round=val_round,
+                   val=is_main and val_round,
                    rollout=is_main and cls.every(t.eval_rollouts_every, step, last),
                    save=cls.every(t.save_every, step, last))
 

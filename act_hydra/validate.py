@@ -13,6 +13,8 @@ from act_hydra.errors import ConfigError
 # Closed sets (precision, scheduler, logger, activation, backbone) are Enums in the schema and
 # fail at composition; the device is open-ended (cuda:N), so it is checked here.
 DEVICES = ("auto", "cpu", "cuda", "mps")
+MIN_IMAGE_SIDE = 32  # ResNet's total stride: smaller images leave no feature map
+MAX_SIM_IMAGE_SIDE = 2048
 
 
 def _problem(key: str, value, rule: str, fix: str) -> str:
@@ -59,9 +61,10 @@ def collect_problems(cfg: TrainConfig) -> list[str]:
           "pass training.eval_rollouts_every=500")
     check(t.eval_rollouts_episodes >= 1, "training.eval_rollouts_episodes",
           t.eval_rollouts_episodes, "it must be >= 1", "pass training.eval_rollouts_episodes=20")
-    check(t.eval_rollouts_every == 0 or d.synthetic is not None, "training.eval_rollouts_every",
-          t.eval_rollouts_every, "closed-loop evaluation needs the simulator of the synthetic "
-          "task (data=synthetic)", "pass training.eval_rollouts_every=0 for recorded data")
+    check(t.eval_rollouts_every == 0 or d.synthetic is not None or d.sim is not None,
+          "training.eval_rollouts_every", t.eval_rollouts_every, "closed-loop evaluation needs "
+          "a simulator (data=synthetic or data=aloha_sim); recorded robot data has none",
+          "pass training.eval_rollouts_every=0 for recorded data")
 
     # model
     check(m.chunk_size >= 1, "model.chunk_size", m.chunk_size,
@@ -90,20 +93,43 @@ def collect_problems(cfg: TrainConfig) -> list[str]:
           "pass data.num_workers=2")
     check(d.preload_max_mib >= 0, "data.preload_max_mib", d.preload_max_mib,
           "it must be >= 0 (0 always reads from disk)", "pass data.preload_max_mib=1024")
-    if d.synthetic is None:
+    check(d.synthetic is None or d.sim is None, "data.sim", "set",
+          "a run trains on one generated task: data.synthetic and data.sim are both set",
+          "pick one with data=synthetic or data=aloha_sim")
+    if d.synthetic is None and d.sim is None:
         check(bool(d.dataset_dir), "data.dataset_dir", d.dataset_dir,
               "a folder of episode_*.hdf5 files is required for recorded data",
               "pass data.dataset_dir=/path/to/episodes (or data=synthetic for the built-in task)")
-    else:
+    if d.synthetic is not None:
         syn = d.synthetic
         check(syn.num_episodes >= 2, "data.synthetic.num_episodes", syn.num_episodes,
               "the train/val split needs at least 2 episodes",
               "pass data.synthetic.num_episodes=50")
         check(syn.episode_len >= 2, "data.synthetic.episode_len", syn.episode_len,
               "an episode needs at least 2 steps", "pass data.synthetic.episode_len=60")
-        check(syn.image_size >= 32, "data.synthetic.image_size", syn.image_size,
-              "ResNet downsamples by 32, so images need at least 32 pixels per side",
-              "pass data.synthetic.image_size=64")
+        check(syn.image_size >= MIN_IMAGE_SIDE, "data.synthetic.image_size", syn.image_size,
+              f"ResNet downsamples by 32, so images need at least {MIN_IMAGE_SIDE} pixels per "
+              "side", "pass data.synthetic.image_size=64")
+        check(syn.seed >= 0, "data.synthetic.seed", syn.seed, "the seed must be >= 0",
+              "pass data.synthetic.seed=0")
+    if d.sim is not None:
+        sim = d.sim
+        check(sim.num_episodes >= 2, "data.sim.num_episodes", sim.num_episodes,
+              "the train/val split needs at least 2 episodes", "pass data.sim.num_episodes=50")
+        check(sim.episode_len >= 2, "data.sim.episode_len", sim.episode_len,
+              "an episode needs at least 2 steps (the paper uses 400)",
+              "pass data.sim.episode_len=400")
+        for key in ("image_height", "image_width"):
+            value = getattr(sim, key)
+            check(MIN_IMAGE_SIDE <= value <= MAX_SIM_IMAGE_SIDE, f"data.sim.{key}", value,
+                  f"it must be in [{MIN_IMAGE_SIDE}, {MAX_SIM_IMAGE_SIDE}] pixels (ResNet "
+                  "downsamples by 32; larger offscreen buffers are not worth their memory)",
+                  f"pass data.sim.{key}={480 if key == 'image_height' else 640}")
+        check(sim.num_workers >= 0, "data.sim.num_workers", sim.num_workers,
+              "it must be >= 0 (0: generate in the training process)",
+              "pass data.sim.num_workers=2")
+        check(list(d.camera_names) == ["top"], "data.camera_names", list(d.camera_names),
+              "the ALOHA tasks render the `top` camera only", "pass data.camera_names=[top]")
 
     # scheduler
     if s.name == SchedulerName.cosine:

@@ -65,7 +65,8 @@ from act_hydra.data import (
 from act_hydra.errors import ActHydraError, ConfigError
 from act_hydra.model import ACTPolicy, count_trainable_parameters
 from act_hydra.schedule import build_scheduler
-from act_hydra.train import pick_device, resolve_dataset_dir, seed_everything, to_device
+from act_hydra.data import resolve_dataset_dir
+from act_hydra.train import pick_device, seed_everything, to_device
 from act_hydra.train_state import TrainState, build_optimizer, build_train_loader
 from act_hydra.validate import validate_config
 
@@ -562,7 +563,7 @@ def run_benchmark(overrides: list[str], opts: BenchOptions | None = None) -> dic
         opts.warmup = 10 if device.type == "cuda" else 2
     seed_everything(t.seed)
 
-    dataset_dir = resolve_dataset_dir(cfg)
+    dataset_dir = resolve_dataset_dir(cfg.data)
     info = scan_dataset(dataset_dir, list(cfg.data.camera_names))
     train_ids, _ = split_episodes(len(info.episode_paths), cfg.data.train_ratio,
                                   cfg.data.split_seed)

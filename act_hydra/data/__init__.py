@@ -8,6 +8,7 @@ from act_hydra.data.dataset import (
     split_episodes,
 )
 from act_hydra.data.episodes import DatasetInfo, scan_dataset, write_episode
+from act_hydra.data.sources import check_matches_simulator, resolve_dataset_dir
 from act_hydra.data.synthetic import ensure_synthetic_dataset, generate_synthetic_dataset
 from act_hydra.errors import DatasetError
 
@@ -17,11 +18,13 @@ __all__ = [
     "EpisodeDataset",
     "StepBatchSampler",
     "cache_key",
+    "check_matches_simulator",
     "cached_dataset",
     "compute_norm_stats",
     "default_cache_root",
     "ensure_synthetic_dataset",
     "generate_synthetic_dataset",
+    "resolve_dataset_dir",
     "scan_dataset",
     "split_episodes",
     "write_episode",
