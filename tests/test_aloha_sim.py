@@ -13,6 +13,7 @@ import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -37,7 +38,10 @@ from act_hydra.aloha_sim import (  # noqa: E402
 )
 from act_hydra.aloha_sim.constants import EVAL_SEED_BASE  # noqa: E402
 from act_hydra.aloha_sim.env import eval_seed  # noqa: E402
+from act_hydra.data.episodes import scan_dataset  # noqa: E402
 from act_hydra.errors import ConfigError  # noqa: E402
+
+mujoco = runtime.import_mujoco()
 
 H, W = 96, 128
 SMALL = dict(height=H, width=W, render_style="fast")
@@ -98,8 +102,6 @@ def test_generated_episodes_have_the_original_layout(dataset):
 
 
 def test_the_project_loader_accepts_the_dataset(dataset):
-    from act_hydra.data.episodes import scan_dataset
-
     info = scan_dataset(dataset, ["top"])
     assert info.num_episodes == 2 and info.episode_lengths == (400, 400)
     assert info.state_dim == 14 and info.action_dim == 14
@@ -241,3 +243,60 @@ def test_evaluation_seeds_are_disjoint_from_training_seeds():
     evaluation = TASKS["insertion"].sample_pose(eval_seed(0))
     assert not np.allclose(train, evaluation)
     assert os.environ.get("MUJOCO_GL") or os.environ.get("DISPLAY")
+
+
+# -- the simulator in training and evaluation --------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_sim_run(tmp_path_factory):
+    """`debug=tiny data=aloha_sim`: 4 real scripted episodes generated into the cache, then a
+    4-update run."""
+    from tests.helpers import run_train
+
+    run_dir = tmp_path_factory.mktemp("sim_run") / "run"
+    proc = run_train(run_dir, "data=aloha_sim")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return run_dir
+
+
+def test_training_generates_the_scripted_dataset_into_the_cache(tiny_sim_run):
+    import json
+
+    log = (tiny_sim_run / "train.log").read_text()
+    dataset = Path(log.split("dataset ")[1].split(":")[0])
+    assert dataset.parent.name == "aloha_sim"
+    manifest = json.loads((dataset / "task.json").read_text())
+    assert manifest["task"] == "transfer_cube" and manifest["num_episodes"] == 4
+    assert manifest["mujoco_version"] == mujoco.__version__
+    assert manifest["scripted_success_rate"] >= 0.8
+
+
+def test_eval_cli_runs_the_policy_in_mujoco(tiny_sim_run, tmp_path):
+    import json
+
+    from tests.helpers import run_cli
+
+    out = tmp_path / "eval"
+    proc = run_cli("act_hydra.eval", [f"checkpoint={tiny_sim_run}", "eval.num_episodes=2",
+                                      "eval.num_videos=1", f"hydra.run.dir={out}"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((out / "eval_results.json").read_text())
+    assert results["environment"] == "aloha_sim" and results["task"] == "transfer_cube"
+    assert (results["height"], results["width"], results["render_style"]) == (48, 64, "fast")
+    assert results["seeds"] == [100_000, 100_001]  # never a training seed
+    for stage in ("touched", "lifted", "transferred"):
+        assert 0.0 <= results[f"stage/{stage}"] <= 1.0
+        assert f"stage/{stage}: " in proc.stdout
+    assert results["success_rate"] == results["stage/transferred"]
+    video = out / results["videos"][0]
+    assert video.suffix in (".mp4", ".gif") and video.stat().st_size > 1000
+
+
+def test_make_sim_dataset_writes_what_training_generates(tmp_path):
+    from act_hydra.make_sim_dataset import main
+
+    out = tmp_path / "shared"
+    assert main([str(out), "debug=tiny", "data.sim.num_episodes=2", "--no-progress"]) == 0
+    info = scan_dataset(out, ["top"])
+    assert info.num_episodes == 2 and info.image_shapes["top"] == (48, 64, 3)
+    assert main([str(out), "debug=tiny", "--no-progress"]) == 2  # exists: refused, kept
+    assert scan_dataset(out, ["top"]).num_episodes == 2

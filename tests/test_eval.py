@@ -67,4 +67,21 @@ def test_rollouts_need_the_synthetic_task(compose_train):
 
     cfg = OmegaConf.to_object(compose_train(["data=aloha_hdf5", "data.dataset_dir=/d",
                                              "training.eval_rollouts_every=10"]))
-    assert any("needs the simulator of the synthetic task" in p for p in collect_problems(cfg))
+    assert any("closed-loop evaluation needs a simulator" in p for p in collect_problems(cfg))
+
+
+def test_eval_refuses_a_policy_trained_on_recorded_data(tmp_path):
+    from act_hydra.data.episodes import write_episode
+
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        write_episode(tmp_path / "rec" / f"episode_{i}.hdf5", rng.normal(size=(8, 14)), None,
+                      rng.normal(size=(8, 14)),
+                      {"top": rng.integers(0, 255, (8, 32, 32, 3), dtype=np.uint8)}, sim=False)
+    assert run_train(tmp_path / "run", "data=aloha_hdf5",
+                     f"data.dataset_dir={tmp_path / 'rec'}").returncode == 0
+    proc = run_cli("act_hydra.eval", [f"checkpoint={tmp_path / 'run'}",
+                                      f"hydra.run.dir={tmp_path / 'out'}"])
+    assert proc.returncode == 2
+    assert "trained on recorded data" in proc.stderr and "no simulator" in proc.stderr
+    assert not (tmp_path / "out" / "eval_results.json").exists()
