@@ -435,6 +435,18 @@ def test_cli_offline_run_then_resume(tmp_path):
                                         second.summary.get("best/val_loss"))
     assert files_containing(run_dir, [FAKE_KEY, FAKE_SECRET]) == []
 
+    # act-eval adds its results to the same W&B run (same id), in the run's own mode.
+    env = {**_cli_env(tmp_path, WANDB_API_KEY=FAKE_KEY), "HYDRA_FULL_ERROR": "0"}
+    proc = subprocess.run([sys.executable, "-m", "act_hydra.eval", f"checkpoint={run_dir}",
+                           "eval.num_episodes=2", "eval.num_videos=0"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    evaluated = read_offline_run(find_offline_run_files(run_dir)[-1])
+    assert evaluated.run_id == first.run_id
+    results = json.loads(next((run_dir / "eval").glob("*/eval_results.json")).read_text())
+    assert evaluated.summary["eval/success_rate"] == results["success_rate"]
+    assert evaluated.summary["eval/num_episodes"] == 2
+
 
 def test_cli_online_without_credential_fails_before_training(tmp_path):
     run_dir = tmp_path / "run"
