@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import enum
+import importlib
 import io
 import logging
 import pickle
@@ -187,10 +188,11 @@ def _raw_pickle_globals(path: Path, max_pickles: int = 8) -> set[str]:
                         found.add(f"{pushed[-2]}.{pushed[-1]}")
                     elif op.name == "MEMOIZE" and pushed:
                         memo[len(memo)] = pushed[-1]
-                    elif op.name in ("PUT", "BINPUT", "LONG_BINPUT") and pushed:
-                        memo[int(arg)] = pushed[-1]
-                    elif op.name in ("GET", "BINGET", "LONG_BINGET"):
-                        pushed.append(memo.get(int(arg)))
+                    elif op.name in ("PUT", "BINPUT", "LONG_BINPUT") and pushed \
+                            and isinstance(arg, int):
+                        memo[arg] = pushed[-1]
+                    elif op.name in ("GET", "BINGET", "LONG_BINGET") and isinstance(arg, int):
+                        pushed.append(memo.get(arg))
                     elif isinstance(arg, str):
                         pushed.append(arg)
             except Exception:  # the end of the file, or the raw data after the pickles
@@ -288,9 +290,9 @@ def _legacy_safe_globals() -> list[Any]:
     state, the normalisation stats), numpy scalars and dtypes, and the config's enums. Each
     only builds a value; none runs code chosen by the file."""
     try:
-        from numpy._core import multiarray  # numpy >= 2
-    except ImportError:  # numpy 1
-        from numpy.core import multiarray
+        multiarray = importlib.import_module("numpy._core.multiarray")  # numpy >= 2
+    except ImportError:
+        multiarray = importlib.import_module("numpy.core.multiarray")  # numpy 1
 
     import act_hydra.config as config
 
@@ -320,8 +322,11 @@ def _plain(value: Any) -> Any:
         return torch.from_numpy(np.array(value))
     if isinstance(value, np.generic):
         return value.item()
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, dict):  # an OrderedDict stays one, with its _metadata (state dicts)
+        out = type(value)((k, _plain(v)) for k, v in value.items())
+        if hasattr(value, "_metadata"):
+            out._metadata = value._metadata  # type: ignore[attr-defined]
+        return out
     if isinstance(value, (list, tuple)):
         return type(value)(_plain(v) for v in value)
     return value

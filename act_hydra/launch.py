@@ -35,9 +35,11 @@ from typing import Any
 from act_hydra.errors import EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_PREEMPTED
 
 SHUTDOWN_TIMEOUT_S = "300"
-USAGE = ("usage: python -m act_hydra.launch [torchrun arguments] -- [training overrides]\n"
-         "  e.g. python -m act_hydra.launch --standalone --nproc_per_node=2 -- debug=tiny "
-         "hydra.run.dir=outputs/ddp")
+USAGE = (
+    "usage: python -m act_hydra.launch [torchrun arguments] -- [training overrides]\n"
+    "  e.g. python -m act_hydra.launch --standalone --nproc_per_node=2 -- debug=tiny "
+    "hydra.run.dir=outputs/ddp"
+)
 
 
 class UsageError(Exception):
@@ -47,16 +49,21 @@ class UsageError(Exception):
 def split_args(argv: list[str]) -> tuple[list[str], list[str]]:
     """(torchrun arguments, training overrides), split at the first ``--``."""
     if "--" not in argv:
-        raise UsageError("the training overrides must follow `--` (torchrun's arguments come "
-                         "first)")
+        raise UsageError(
+            "the training overrides must follow `--` (torchrun's arguments come first)"
+        )
     i = argv.index("--")
-    torchrun_args, overrides = argv[:i], argv[i + 1:]
+    torchrun_args, overrides = argv[:i], argv[i + 1 :]
     if not any(a.startswith(("--nproc_per_node", "--nproc-per-node")) for a in torchrun_args):
         raise UsageError("pass --nproc_per_node=<processes per node> before `--`")
-    if any(a in ("-m", "--module", "--no_python", "--no-python") or a.endswith(".py")
-           for a in torchrun_args):
-        raise UsageError("the launcher runs `-m act_hydra.train` itself: pass only torchrun's "
-                         "options before `--`")
+    if any(
+        a in ("-m", "--module", "--no_python", "--no-python") or a.endswith(".py")
+        for a in torchrun_args
+    ):
+        raise UsageError(
+            "the launcher runs `-m act_hydra.train` itself: pass only torchrun's "
+            "options before `--`"
+        )
     if any(a in ("-m", "--multirun") for a in overrides):
         raise UsageError("--multirun cannot run under torchrun: launch one run per command")
     return torchrun_args, overrides
@@ -101,8 +108,7 @@ def read_fresh_summary(path: Path, before: tuple[int, int] | None) -> dict[str, 
     return summary if isinstance(summary, dict) else None
 
 
-def task_exit_code(torchrun_code: int, summary: dict[str, Any] | None,
-                   got_sigterm: bool) -> int:
+def task_exit_code(torchrun_code: int, summary: dict[str, Any] | None, got_sigterm: bool) -> int:
     """The exit code of the task: see the module docstring."""
     if torchrun_code == 0:
         return 0
@@ -130,8 +136,15 @@ def main(argv: list[str] | None = None) -> int:
 
     summary_path = run_dir / "summary.json"
     before = _stamp(summary_path)
-    cmd = [sys.executable, "-m", "torch.distributed.run", *torchrun_args,
-           "-m", "act_hydra.train", *overrides]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        *torchrun_args,
+        "-m",
+        "act_hydra.train",
+        *overrides,
+    ]
     env = {**os.environ}
     env.setdefault("TORCH_ELASTIC_SHUTDOWN_TIMEOUT", SHUTDOWN_TIMEOUT_S)
 
@@ -161,10 +174,12 @@ def main(argv: list[str] | None = None) -> int:
     summary = read_fresh_summary(summary_path, before)
     result = task_exit_code(code, summary, got_sigterm)
     if result != code:
-        why = (f"{summary_path} says {summary.get('status')!r}" if summary is not None
-               else "it was sent SIGTERM and no summary.json of this launch is on this node")
-        print(f"act_hydra.launch: torchrun exited {code}; {why}: exit {result}",
-              file=sys.stderr)
+        why = (
+            f"{summary_path} says {summary.get('status')!r}"
+            if summary is not None
+            else "it was sent SIGTERM and no summary.json of this launch is on this node"
+        )
+        print(f"act_hydra.launch: torchrun exited {code}; {why}: exit {result}", file=sys.stderr)
     return result
 
 

@@ -191,6 +191,39 @@ def test_items_and_padding(tiny, preload_max_mib):
         ds[len(ds)]
 
 
+def test_real_robot_episodes_read_the_action_chunk_one_step_earlier(tmp_path):
+    """As the original (act:utils.py): for an episode whose root.attrs['sim'] is false, the
+    chunk starts at max(start_ts - 1, 0); a simulated episode's at start_ts. Per episode."""
+    folder = tmp_path / "ds"
+    folder.mkdir()
+    episodes = [make_episode(T=10, seed=i) for i in range(2)]
+    write_episode(folder / "episode_0.hdf5", *episodes[0], sim=True)
+    write_episode(folder / "episode_1.hdf5", *episodes[1], sim=False)
+    info = scan_dataset(folder, ["top"])
+    assert info.episode_sim == (True, False) and info.sim is True
+    ds = EpisodeDataset(info, [0, 1], chunk_size=4)
+    sim_action, real_action = episodes[0][2], episodes[1][2]
+    for ts in range(10):
+        sim_item, real_item = ds[ts], ds[10 + ts]
+        # The observation is always that of start_ts.
+        np.testing.assert_array_equal(real_item["observation.state"].numpy(),
+                                      episodes[1][0][ts])
+        first = max(ts - 1, 0)
+        n_real, n_sim = min(4, 10 - first), min(4, 10 - ts)
+        np.testing.assert_array_equal(real_item["action"][:n_real].numpy(),
+                                      real_action[first:first + n_real])
+        np.testing.assert_array_equal(sim_item["action"][:n_sim].numpy(),
+                                      sim_action[ts:ts + n_sim])
+        assert real_item["action_is_pad"].tolist() == [False] * n_real + [True] * (4 - n_real)
+        assert sim_item["action_is_pad"].tolist() == [False] * n_sim + [True] * (4 - n_sim)
+        assert torch.all(real_item["action"][n_real:] == 0)
+    # The last step: the real episode's chunk holds its last two actions, then padding.
+    assert ds[19]["action_is_pad"].tolist() == [False, False, True, True]
+    np.testing.assert_array_equal(ds[19]["action"][:2].numpy(), real_action[8:10])
+    # Step 0 cannot start earlier: both kinds read from action 0.
+    np.testing.assert_array_equal(ds[10]["action"].numpy(), real_action[0:4])
+
+
 def test_disk_handles_opened_once_per_process(tiny, monkeypatch):
     info, _ = tiny
     opened = []

@@ -74,6 +74,7 @@ def test_eval_refuses_a_policy_trained_on_recorded_data(tmp_path):
     from act_hydra.data.episodes import write_episode
 
     rng = np.random.default_rng(0)
+    (tmp_path / "rec").mkdir()
     for i in range(3):
         write_episode(tmp_path / "rec" / f"episode_{i}.hdf5", rng.normal(size=(8, 14)), None,
                       rng.normal(size=(8, 14)),

@@ -338,9 +338,10 @@ def test_torchrun_task_shape_validates():
     text = to_yaml(doc)
     assert validate_workflow_text(text) == []
     task = doc["workflow"]["tasks"][1]
-    assert task["command"] == ["torchrun"]
-    assert task["args"][:5] == ["--standalone", "--nnodes=1", "--nproc_per_node=4", "-m",
-                                "act_hydra.train"]
+    # torchrun behind act_hydra.launch, which keeps a preempted run's exit code 75
+    assert task["command"] == ["python"]
+    assert task["args"][:6] == ["-m", "act_hydra.launch", "--standalone", "--nnodes=1",
+                                "--nproc_per_node=4", "--"]
     assert doc["workflow"]["resources"]["default"]["gpu"] == 4
     assert task["outputs"] == [{"url": "s3://bucket/act-sweeps/{{workflow_id}}/run-001/"}]
 
@@ -354,8 +355,10 @@ def test_multi_node_runs_become_groups_with_one_lead():
     lead, worker = groups[1]["tasks"]
     assert (lead["name"], lead["lead"], "lead" in worker) == ("run-001-node-0", True, False)
     for rank, task in enumerate((lead, worker)):
-        assert task["args"][:5] == ["--nnodes=2", "--nproc_per_node=8", f"--node_rank={rank}",
-                                    "--master_addr={{host:run-001-node-0}}", "--master_port=29500"]
+        assert task["args"][:8] == ["-m", "act_hydra.launch", "--nnodes=2", "--nproc_per_node=8",
+                                    f"--node_rank={rank}",
+                                    "--master_addr={{host:run-001-node-0}}",
+                                    "--master_port=29500", "--"]
         assert task["args"][-1] == "hydra.run.dir={{output}}/run-001"
         assert task["inputs"] == [{"url": "s3://bucket/episodes"}]
     assert "outputs" in lead and "outputs" not in worker  # only the lead uploads

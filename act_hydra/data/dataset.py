@@ -30,8 +30,11 @@ class EpisodeDataset(Dataset):
     Item ``i`` is a dict:
       - ``observation.state``  (S,) float32, qpos at start_ts
       - ``observation.images`` (N_cam, 3, H, W) uint8, in ``camera_names`` order
-      - ``action``             (chunk_size, A) float32, actions start_ts .. start_ts+chunk_size-1,
-        zero past the end of the episode
+      - ``action``             (chunk_size, A) float32, actions a0 .. a0+chunk_size-1, zero past
+        the end of the episode, where a0 = start_ts for simulated episodes and
+        max(start_ts - 1, 0) for real-robot ones (``root.attrs['sim']`` false), as the original
+        does (act:utils.py: "hack, to make timesteps more aligned"). Episodes without the
+        attribute count as simulated.
       - ``action_is_pad``      (chunk_size,) bool, True where zero-padded
 
     qpos and actions always live in RAM (they are small). Images are preloaded too when all of
@@ -62,6 +65,9 @@ class EpisodeDataset(Dataset):
                 f"{list(info.camera_names)}). Call scan_dataset with data.camera_names.")
         self.paths = [str(info.episode_paths[e]) for e in self.episode_ids]
         self.lengths = np.array([info.episode_lengths[e] for e in self.episode_ids], np.int64)
+        sim_flags = info.episode_sim or (info.sim,) * info.num_episodes
+        # How many steps before start_ts the action chunk starts: 1 for real-robot episodes.
+        self.action_lead = [1 if sim_flags[e] is False else 0 for e in self.episode_ids]
         self._starts = np.concatenate([[0], np.cumsum(self.lengths)])
         h, w, _ = info.image_shapes[self.camera_names[0]]
         self.image_shape = (len(self.camera_names), 3, h, w)
@@ -94,7 +100,8 @@ class EpisodeDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         ep, ts = self.locate(int(index))
-        actions = self.action[ep][ts:ts + self.chunk_size]
+        first = max(ts - self.action_lead[ep], 0)
+        actions = self.action[ep][first:first + self.chunk_size]
         n = actions.shape[0]
         action = np.zeros((self.chunk_size, actions.shape[1]), np.float32)
         action[:n] = actions
@@ -149,10 +156,12 @@ class EpisodeDataset(Dataset):
 def compute_norm_stats(info: DatasetInfo, episode_ids: Sequence[int]) -> dict[str, np.ndarray]:
     """Per-dimension mean and std of qpos and action over every timestep of ``episode_ids``.
 
-    As the original (act:utils.py ``get_norm_stats``): std is torch's default unbiased estimate,
-    clipped to >= 1e-2 so constant dimensions do not blow up. Episodes may differ in length
-    (concatenated, as act++ does). Returns float32 arrays ``state_mean``, ``state_std``,
-    ``action_mean``, ``action_std``.
+    Training passes the training episodes only, deliberately: the original (act:utils.py
+    ``get_norm_stats``) uses every episode, validation ones included, which lets the held-out
+    episodes shape the inputs the validation loss is measured on. The estimate is the
+    original's: std is torch's default unbiased estimate, clipped to >= 1e-2 so constant
+    dimensions do not blow up. Episodes may differ in length (concatenated, as act++ does).
+    Returns float32 arrays ``state_mean``, ``state_std``, ``action_mean``, ``action_std``.
     """
     episode_ids = [int(e) for e in episode_ids]
     if not episode_ids:

@@ -2,7 +2,8 @@
 
 One file per episode, ``episode_<i>.hdf5`` (act:record_sim_episodes.py)::
 
-    root.attrs['sim']               bool
+    root.attrs['sim']               bool (False: a real robot; its action chunks start one
+                                    step earlier, as in the original)
     /observations/qpos              (T, S) float
     /observations/qvel              (T, S) float   (read by nobody: ACT never sees qvel)
     /observations/images/<camera>   (T, H, W, 3) uint8, chunks=(1, H, W, 3)
@@ -40,6 +41,9 @@ class DatasetInfo:
     camera_names: tuple[str, ...]  # the cameras that were checked (data.camera_names)
     image_shapes: dict[str, tuple[int, int, int]]  # camera -> (H, W, 3)
     sim: bool | None  # root.attrs['sim'] of the first episode (None when absent)
+    # root.attrs['sim'] of every episode (None when absent): False marks a real-robot
+    # recording, whose action chunks start one step earlier (act_hydra.data.EpisodeDataset).
+    episode_sim: tuple[bool | None, ...] = ()
 
     @property
     def num_episodes(self) -> int:
@@ -133,8 +137,10 @@ def scan_dataset(dataset_dir: str | Path | None, camera_names) -> DatasetInfo:
     image_shapes: dict[str, tuple[int, int, int]] = {}
     first_of: dict[str, str] = {}
     sim = None
+    episode_sim: list[bool | None] = []
     for i, path in enumerate(paths):
         info = _scan_episode(path, camera_names, dataset_dir)
+        episode_sim.append(info["sim"])
         if i == 0:
             sim = info["sim"]
             state_dim, action_dim = info["state_dim"], info["action_dim"]
@@ -168,7 +174,8 @@ def scan_dataset(dataset_dir: str | Path | None, camera_names) -> DatasetInfo:
             f"H and W. Fix: resize the recordings offline, or select cameras of one size, e.g. "
             f"`data.camera_names=[{camera_names[0]}]`.")
     return DatasetInfo(root, tuple(paths), tuple(lengths), int(state_dim), int(action_dim),
-                       camera_names, {c: image_shapes[c] for c in camera_names}, sim)
+                       camera_names, {c: image_shapes[c] for c in camera_names}, sim,
+                       tuple(episode_sim))
 
 
 def _scan_episode(path: Path, camera_names: tuple[str, ...], dataset_dir) -> dict:

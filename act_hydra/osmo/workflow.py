@@ -5,7 +5,8 @@ One task per job, named by index (``run-000``, ...), in the job order. Each task
     python -m act_hydra.train <job overrides> logger=wandb \\
         hydra.mode=RUN hydra.run.dir={{output}}/run-000
 
-(``torchrun --standalone --nnodes=1 --nproc_per_node=N -m act_hydra.train ...`` when
+(``python -m act_hydra.launch --standalone --nnodes=1 --nproc_per_node=N -- ...``, torchrun
+behind a wrapper that keeps a preempted run's exit code 75, when
 ``osmo.gpus_per_task > 1``), with every argument a quoted string in exec form (no shell).
 ``hydra.mode=RUN`` keeps a preset that sets ``hydra.mode: MULTIRUN`` (``sweep=default``) from
 sweeping again inside the task. W&B: all tasks of a workflow share the group
@@ -98,26 +99,26 @@ def part_paths(path: str | Path, n_parts: int) -> list[Path]:
 
 
 def _launcher(osmo: OsmoConfig, index: int, node: int) -> tuple[list[str], list[str]]:
-    """(command, launcher args before the training overrides)."""
-    module = ["-m", "act_hydra.train"]
+    """(command, launcher args before the training overrides).
+
+    Several processes run through ``python -m act_hydra.launch <torchrun args> --``: torchrun
+    reports a worker's exit code 75 (preempted, checkpoint saved) as 1, and the launcher turns
+    it back into 75 so that the exitActions reschedule the task.
+    """
     if osmo.nodes_per_run > 1:
         lead = node_task_name(index, 0)
-        return ["torchrun"], [
+        torchrun = [
             f"--nnodes={osmo.nodes_per_run}",
             f"--nproc_per_node={osmo.gpus_per_task}",
             f"--node_rank={node}",
             f"--master_addr={{{{host:{lead}}}}}",
             f"--master_port={osmo.master_port}",
-            *module,
         ]
-    if osmo.gpus_per_task > 1:
-        return ["torchrun"], [
-            "--standalone",
-            "--nnodes=1",
-            f"--nproc_per_node={osmo.gpus_per_task}",
-            *module,
-        ]
-    return ["python"], module
+    elif osmo.gpus_per_task > 1:
+        torchrun = ["--standalone", "--nnodes=1", f"--nproc_per_node={osmo.gpus_per_task}"]
+    else:
+        return ["python"], ["-m", "act_hydra.train"]
+    return ["python"], ["-m", "act_hydra.launch", *torchrun, "--"]
 
 
 def _task(osmo: OsmoConfig, job: Job, index: int, node: int = 0) -> dict[str, Any]:
