@@ -73,8 +73,9 @@ def restore_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def rng_state_for_rank(saved_rng: list[dict[str, Any]] | dict[str, Any], rank: int,
-                       world_size: int) -> dict[str, Any] | None:
+def rng_state_for_rank(
+    saved_rng: list[dict[str, Any]] | dict[str, Any], rank: int, world_size: int
+) -> dict[str, Any] | None:
     """The RNG state rank ``rank`` continues from (None: keep its freshly seeded state).
 
     A checkpoint holds one state per rank of the run that wrote it. Resumed on as many ranks,
@@ -90,9 +91,15 @@ def rng_state_for_rank(saved_rng: list[dict[str, Any]] | dict[str, Any], rank: i
             "the checkpoint holds the RNG states of %d rank(s) and this run has %d: ranks 0-%d "
             "continue their own RNG streams, %s; the run continues, but not bit-identically "
             "to one resumed on %d rank(s), and its global batch is now training.batch_size x %d",
-            len(states), world_size, min(len(states), world_size) - 1,
-            "the others start from their own seeds" if world_size > len(states)
-            else "the others' states are dropped", len(states), world_size)
+            len(states),
+            world_size,
+            min(len(states), world_size) - 1,
+            "the others start from their own seeds"
+            if world_size > len(states)
+            else "the others' states are dropped",
+            len(states),
+            world_size,
+        )
     return states[rank] if rank < len(states) else None
 
 
@@ -108,15 +115,17 @@ def save_checkpoint(payload: dict[str, Any], path: Path) -> None:
 def unpickling_detail(err: Exception) -> str:
     """The line of torch's weights-only error that says what was refused."""
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    specific = [line for line in lines if "GLOBAL" in line or "Unsupported" in line
-                or "load key" in line]
+    specific = [
+        line for line in lines if "GLOBAL" in line or "Unsupported" in line or "load key" in line
+    ]
     return (specific or lines or [type(err).__name__])[0][:200]
 
 
 def _unreadable(path: Path, detail: str) -> CheckpointError:
     return CheckpointError(
         f"{path} is not a readable act-hydra checkpoint ({detail}). Fix: point at a "
-        "checkpoints/last.pt or best.pt written by act-hydra.")
+        "checkpoints/last.pt or best.pt written by act-hydra."
+    )
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
@@ -131,7 +140,8 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         raise CheckpointError(
             f"{path} is not an act-hydra checkpoint of format {CHECKPOINT_FORMAT} (format "
             f"entry: {found!r}). Fix: point at a checkpoints/last.pt or best.pt written by this "
-            "version of act-hydra.")
+            "version of act-hydra."
+        )
     return saved
 
 
@@ -144,17 +154,25 @@ def _refusal(path: Path, err: Exception) -> CheckpointError:
             f"release pickled numpy RNG state and config enums: {', '.join(needs)}); this "
             f"version loads only format {CHECKPOINT_FORMAT}, which holds tensors and plain "
             "containers. Nothing from it was run. Fix: convert it once, in place (it is read "
-            f"without running code): python -m act_hydra.checkpoint convert {path} {path}")
-    detail = unpickling_detail(err) if isinstance(err, pickle.UnpicklingError) else (
-        f"{type(err).__name__}: {str(err).splitlines()[0][:200]}" if str(err)
-        else type(err).__name__)
+            f"without running code): python -m act_hydra.checkpoint convert {path} {path}"
+        )
+    detail = (
+        unpickling_detail(err)
+        if isinstance(err, pickle.UnpicklingError)
+        else (
+            f"{type(err).__name__}: {str(err).splitlines()[0][:200]}"
+            if str(err)
+            else type(err).__name__
+        )
+    )
     if needs or "GLOBAL" in detail:  # it names code to import and run
         what = ", ".join(needs[:8]) if needs else detail
         return CheckpointError(
             f"{path} was refused: loading it would import and run Python code ({what}). "
             "act-hydra checkpoints hold only tensors and plain containers, so this file "
             "was not written by act-hydra or was tampered with; nothing from it was run. "
-            "Fix: use a checkpoint written by act-hydra, from a source you trust.")
+            "Fix: use a checkpoint written by act-hydra, from a source you trust."
+        )
     return _unreadable(path, detail)
 
 
@@ -188,8 +206,11 @@ def _raw_pickle_globals(path: Path, max_pickles: int = 8) -> set[str]:
                         found.add(f"{pushed[-2]}.{pushed[-1]}")
                     elif op.name == "MEMOIZE" and pushed:
                         memo[len(memo)] = pushed[-1]
-                    elif op.name in ("PUT", "BINPUT", "LONG_BINPUT") and pushed \
-                            and isinstance(arg, int):
+                    elif (
+                        op.name in ("PUT", "BINPUT", "LONG_BINPUT")
+                        and pushed
+                        and isinstance(arg, int)
+                    ):
                         memo[arg] = pushed[-1]
                     elif op.name in ("GET", "BINGET", "LONG_BINGET") and isinstance(arg, int):
                         pushed.append(memo.get(arg))
@@ -208,7 +229,8 @@ def find_resume_checkpoint(resume: str, run_dir: Path) -> Path | None:
             raise ConfigError(
                 f"training.resume=never is invalid here: {run_dir} already holds a run "
                 "(checkpoints/last.pt) that starting over would overwrite. Fix: pass "
-                "hydra.run.dir=<a new folder>, or training.resume=auto to continue it.")
+                "hydra.run.dir=<a new folder>, or training.resume=auto to continue it."
+            )
         return None
     if resume == "auto":
         return last if last.exists() else None
@@ -217,25 +239,32 @@ def find_resume_checkpoint(resume: str, run_dir: Path) -> Path | None:
         raise ConfigError(
             f"training.resume={resume!r} is invalid: no checkpoint file at that path. Fix: pass "
             "training.resume=auto (continue this run directory), training.resume=never, or the "
-            "path of an existing checkpoints/last.pt.")
+            "path of an existing checkpoints/last.pt."
+        )
     return path
 
 
 def check_resume_compatible(saved: dict[str, Any], current: dict[str, Any]) -> None:
     """Refuse to continue a checkpoint under a config that changes its model or data."""
-    changed = [f"{group}.{key}: {saved[group].get(key)!r} -> {value!r}"
-               for group in ("model", "data") for key, value in current[group].items()
-               if key not in RESUMABLE_DATA_CHANGES and saved[group].get(key) != value]
+    changed = [
+        f"{group}.{key}: {saved[group].get(key)!r} -> {value!r}"
+        for group in ("model", "data")
+        for key, value in current[group].items()
+        if key not in RESUMABLE_DATA_CHANGES and saved[group].get(key) != value
+    ]
     if changed:
         raise ConfigError(
             "cannot resume: the checkpoint was trained with a different model or dataset ("
-            + "; ".join(changed) + "). Fix: restore those values, or start fresh with "
+            + "; ".join(changed)
+            + "). Fix: restore those values, or start fresh with "
             "training.resume=never in a new run directory (hydra.run.dir=...). Changing "
-            "training.num_steps to train longer is allowed.")
+            "training.num_steps to train longer is allowed."
+        )
 
 
-def load_resume_checkpoint(resume: str, run_dir: Path,
-                           resolved_config: dict[str, Any]) -> dict[str, Any] | None:
+def load_resume_checkpoint(
+    resume: str, run_dir: Path, resolved_config: dict[str, Any]
+) -> dict[str, Any] | None:
     """The checkpoint this run continues (checked against the current config), or None."""
     path = find_resume_checkpoint(resume, run_dir)
     if path is None:
@@ -280,10 +309,12 @@ class Checkpointer:
             raise RunIOError(
                 f"could not write {self.dir / name} ({reason}); the previous "
                 f"checkpoint there is intact. Fix: free disk space or pass hydra.run.dir=<a "
-                "folder with room>, then run the same command again to resume.") from err
+                "folder with room>, then run the same command again to resume."
+            ) from err
 
 
 # ----------------------------------------------------------------------------- format 1
+
 
 def _legacy_safe_globals() -> list[Any]:
     """Exactly what a format-1 checkpoint pickles besides tensors: numpy arrays (the numpy RNG
@@ -296,13 +327,20 @@ def _legacy_safe_globals() -> list[Any]:
 
     import act_hydra.config as config
 
-    enums = [obj for obj in vars(config).values() if isinstance(obj, type)
-             and issubclass(obj, enum.Enum) and obj.__module__ == config.__name__]
+    enums = [
+        obj
+        for obj in vars(config).values()
+        if isinstance(obj, type)
+        and issubclass(obj, enum.Enum)
+        and obj.__module__ == config.__name__
+    ]
     dtypes = sorted({type(np.dtype(c)) for c in "?bBhHiIlLqQefdgFDG"}, key=str)
     # A file names numpy's array builders by the module of the numpy that wrote it.
-    builders = [(fn, f"{module}.multiarray.{fn.__name__}")
-                for fn in (multiarray._reconstruct, multiarray.scalar)
-                for module in ("numpy.core", "numpy._core")]
+    builders = [
+        (fn, f"{module}.multiarray.{fn.__name__}")
+        for fn in (multiarray._reconstruct, multiarray.scalar)
+        for module in ("numpy.core", "numpy._core")
+    ]
     return [np.ndarray, np.dtype, *dtypes, *enums, *builders]
 
 
@@ -337,10 +375,17 @@ def _legacy_rng_state(state: dict[str, Any]) -> dict[str, Any]:
     stores it (act_hydra.checkpoint.rng_state)."""
     version, mt_state, gauss = state["python"]
     kind, keys, pos, has_gauss, cached = state["numpy"]
-    out = {"python": [int(version), [int(x) for x in mt_state], gauss],
-           "numpy": [str(kind), torch.from_numpy(np.asarray(keys, np.int64)), int(pos),
-                     int(has_gauss), float(cached)],
-           "torch": state["torch"]}
+    out = {
+        "python": [int(version), [int(x) for x in mt_state], gauss],
+        "numpy": [
+            str(kind),
+            torch.from_numpy(np.asarray(keys, np.int64)),
+            int(pos),
+            int(has_gauss),
+            float(cached),
+        ],
+        "torch": state["torch"],
+    }
     if "cuda" in state:
         out["cuda"] = list(state["cuda"])
     return out
@@ -357,8 +402,10 @@ def convert_legacy_checkpoint(src: Path, dst: Path, trust_source: bool = False) 
     """
     src, dst = Path(src), Path(dst)
     if not src.is_file():
-        raise CheckpointError(f"{src} does not exist or is not a file. Fix: pass the path of a "
-                              "checkpoints/last.pt or best.pt.")
+        raise CheckpointError(
+            f"{src} does not exist or is not a file. Fix: pass the path of a "
+            "checkpoints/last.pt or best.pt."
+        )
     try:
         if trust_source:
             saved = torch.load(src, map_location="cpu", weights_only=False)
@@ -380,11 +427,17 @@ def convert_legacy_checkpoint(src: Path, dst: Path, trust_source: bool = False) 
     if found not in (LEGACY_FORMAT, CHECKPOINT_FORMAT) or "model" not in saved:
         raise CheckpointError(
             f"{src} is not an act-hydra checkpoint (format entry: {found!r}). Fix: pass a "
-            "checkpoints/last.pt or best.pt written by act-hydra.")
+            "checkpoints/last.pt or best.pt written by act-hydra."
+        )
     if found == LEGACY_FORMAT:
-        saved = _plain({**saved, "format": CHECKPOINT_FORMAT,
-                        "rng": [_legacy_rng_state(saved["rng"])],  # format 1: one process
-                        "norm_stats": norm_stats_to_tensors(saved["norm_stats"])})
+        saved = _plain(
+            {
+                **saved,
+                "format": CHECKPOINT_FORMAT,
+                "rng": [_legacy_rng_state(saved["rng"])],  # format 1: one process
+                "norm_stats": norm_stats_to_tensors(saved["norm_stats"]),
+            }
+        )
     buffer = io.BytesIO()
     torch.save(saved, buffer)
     buffer.seek(0)
@@ -399,23 +452,32 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m act_hydra.checkpoint",
         description="Convert a checkpoint of the previous release (format 1) to the current "
-                    "format, which loads without running code from the file.")
+        "format, which loads without running code from the file.",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     convert = commands.add_parser("convert", help="write OLD as a format-2 checkpoint NEW")
     convert.add_argument("old", type=Path, help="a format-1 checkpoints/last.pt or best.pt")
     convert.add_argument("new", type=Path, help="where to write it (may be OLD: in place)")
-    convert.add_argument("--trust-source", action="store_true",
-                         help="load OLD with weights_only=False (runs any code in it); only "
-                              "for your own files that the safe conversion refuses")
+    convert.add_argument(
+        "--trust-source",
+        action="store_true",
+        help="load OLD with weights_only=False (runs any code in it); only "
+        "for your own files that the safe conversion refuses",
+    )
     args = parser.parse_args(argv)
     try:
         found = convert_legacy_checkpoint(args.old, args.new, args.trust_source)
     except CheckpointError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    print(f"{args.new}: format {CHECKPOINT_FORMAT}" + (
-        f" (converted from format {found})" if found != CHECKPOINT_FORMAT else
-        " (it already was)"))
+    print(
+        f"{args.new}: format {CHECKPOINT_FORMAT}"
+        + (
+            f" (converted from format {found})"
+            if found != CHECKPOINT_FORMAT
+            else " (it already was)"
+        )
+    )
     return 0
 
 

@@ -12,6 +12,7 @@ rendering, which is nearly all of a closed-loop episode on a CPU, runs in parall
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -37,20 +38,28 @@ class EnvSpec:
     def from_data_config(cls, data: dict[str, Any]) -> EnvSpec:
         if data.get("synthetic"):
             syn = data["synthetic"]
-            return cls("synthetic", {"episode_len": int(syn["episode_len"]),
-                                     "image_size": int(syn["image_size"])})
+            return cls(
+                "synthetic",
+                {"episode_len": int(syn["episode_len"]), "image_size": int(syn["image_size"])},
+            )
         if data.get("sim"):
             sim = data["sim"]
-            return cls("aloha_sim", {"task": str(sim["task"]),
-                                     "episode_len": int(sim["episode_len"]),
-                                     "height": int(sim["image_height"]),
-                                     "width": int(sim["image_width"]),
-                                     "render_style": str(sim["render_style"])})
+            return cls(
+                "aloha_sim",
+                {
+                    "task": str(sim["task"]),
+                    "episode_len": int(sim["episode_len"]),
+                    "height": int(sim["image_height"]),
+                    "width": int(sim["image_width"]),
+                    "render_style": str(sim["render_style"]),
+                },
+            )
         raise ConfigError(
             f"closed-loop evaluation needs a simulator, but this policy was trained on recorded "
             f"data (data.dataset_dir={data.get('dataset_dir')!r}) and no simulator exists for "
             "it. Fix: evaluate a policy trained with data=synthetic or data=aloha_sim, or judge "
-            "this one by its validation loss (metrics.jsonl).")
+            "this one by its validation loss (metrics.jsonl)."
+        )
 
     @property
     def episode_len(self) -> int:
@@ -78,7 +87,8 @@ class EnvSpec:
             raise ConfigError(
                 f"eval.seed_base={seed_base} is invalid for an ALOHA task: seeds below "
                 f"{self.default_seed_base} draw the object poses of training episodes. Fix: "
-                f"pass eval.seed_base={self.default_seed_base} (or leave it null).")
+                f"pass eval.seed_base={self.default_seed_base} (or leave it null)."
+            )
 
     def make(self):
         if self.kind == "synthetic":
@@ -186,8 +196,9 @@ class SubprocessEnvs:
             answers = [conn.recv() for conn in self.conns]
         except EOFError as err:
             codes = [p.exitcode for p in self.procs]
-            raise RuntimeError(f"a simulator worker died (exit codes {codes}); its "
-                               "error is above in the log") from err
+            raise RuntimeError(
+                f"a simulator worker died (exit codes {codes}); its error is above in the log"
+            ) from err
         for status, value in answers:
             if status == "error":
                 raise value
@@ -205,10 +216,8 @@ class SubprocessEnvs:
 
     def close(self) -> None:
         for conn in self.conns:
-            try:
+            with contextlib.suppress(OSError):  # the worker is already gone
                 conn.send(("close", None))
-            except (BrokenPipeError, OSError):
-                pass
         for proc in self.procs:
             proc.join(timeout=10)
             if proc.is_alive():

@@ -53,7 +53,8 @@ class Diverged(ActHydraError):
         super().__init__(
             f"training diverged: the loss became non-finite at step {step}. The last good "
             "checkpoint and metrics are kept. Fix: lower training.lr (or set "
-            "training.grad_clip_norm=10) and start a new run directory.")
+            "training.grad_clip_norm=10) and start a new run directory."
+        )
         self.step = step
 
 

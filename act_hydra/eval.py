@@ -30,9 +30,9 @@ from act_hydra.checkpoint import load_checkpoint
 from act_hydra.compose import CONF_DIR
 from act_hydra.config import EvalConfig, LoggerConfig, ModelConfig
 from act_hydra.envs import EnvSpec
+from act_hydra.errors import ActHydraError, ConfigError
 from act_hydra.model import ACTPolicy
 from act_hydra.rollout import evaluate_policy
-from act_hydra.errors import ActHydraError, ConfigError
 
 log = logging.getLogger("act_hydra.eval")
 FPS = {"synthetic": 10, "aloha_sim": 50}  # control rate of each simulator
@@ -40,8 +40,10 @@ FPS = {"synthetic": 10, "aloha_sim": 50}  # control rate of each simulator
 
 def resolve_checkpoint(checkpoint: str | None) -> Path:
     if not checkpoint:
-        raise ConfigError("checkpoint is required but not set. Fix: pass checkpoint=<run dir> "
-                          "or checkpoint=<run dir>/checkpoints/best.pt.")
+        raise ConfigError(
+            "checkpoint is required but not set. Fix: pass checkpoint=<run dir> "
+            "or checkpoint=<run dir>/checkpoints/best.pt."
+        )
     path = Path(checkpoint)
     if path.is_dir():
         for name in ("best.pt", "last.pt"):
@@ -49,9 +51,11 @@ def resolve_checkpoint(checkpoint: str | None) -> Path:
                 return path / "checkpoints" / name
     elif path.is_file():
         return path
-    raise ConfigError(f"checkpoint={checkpoint!r} is invalid: it is neither a checkpoint file nor "
-                      "a run directory with checkpoints/best.pt or last.pt. Fix: pass "
-                      "checkpoint=<the hydra.run.dir of a training run>.")
+    raise ConfigError(
+        f"checkpoint={checkpoint!r} is invalid: it is neither a checkpoint file nor "
+        "a run directory with checkpoints/best.pt or last.pt. Fix: pass "
+        "checkpoint=<the hydra.run.dir of a training run>."
+    )
 
 
 def load_policy(path: Path, device: torch.device) -> tuple[ACTPolicy, dict[str, Any], dict]:
@@ -92,36 +96,57 @@ def log_to_wandb(config: dict[str, Any], saved: dict, run_dir: Path, results: di
 
     logger_cfg = LoggerConfig(**config["logger"])
     with WandbLogger(logger_cfg, run_dir, config, run_id=saved["wandb_run_id"]) as wandb_run:
-        wandb_run.set_summary({f"eval/{k}": v for k, v in results.items()
-                               if isinstance(v, (int, float))})
+        wandb_run.set_summary(
+            {f"eval/{k}": v for k, v in results.items() if isinstance(v, (int, float))}
+        )
 
 
 def run_eval(cfg: EvalConfig, out_dir: Path) -> dict:
     e = cfg.eval
-    device = torch.device(e.device if e.device != "auto"
-                          else "cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(
+        e.device if e.device != "auto" else "cuda" if torch.cuda.is_available() else "cpu"
+    )
     if e.num_episodes < 1:
-        raise ConfigError(f"eval.num_episodes={e.num_episodes} is invalid: it must be >= 1."
-                          " Fix: pass eval.num_episodes=50.")
+        raise ConfigError(
+            f"eval.num_episodes={e.num_episodes} is invalid: it must be >= 1."
+            " Fix: pass eval.num_episodes=50."
+        )
     path = resolve_checkpoint(cfg.checkpoint)
     policy, config, saved = load_policy(path, device)
     spec = EnvSpec.from_data_config(config["data"])  # refuses recorded data: no simulator
     started = time.perf_counter()
-    result = evaluate_policy(policy, spec, e.num_episodes, device, e.temporal_ensemble,
-                             e.ensemble_coeff, e.seed_base, e.num_videos, e.num_workers)
+    result = evaluate_policy(
+        policy,
+        spec,
+        e.num_episodes,
+        device,
+        e.temporal_ensemble,
+        e.ensemble_coeff,
+        e.seed_base,
+        e.num_videos,
+        e.num_workers,
+    )
     seconds = time.perf_counter() - started
     out_dir.mkdir(parents=True, exist_ok=True)
     videos = []
     for i, frames in enumerate(result.frames):
         name = f"rollout_{i:02d}_seed{result.seeds[i]}_" + (
-            "success" if result.success[i] else "failure")
+            "success" if result.success[i] else "failure"
+        )
         videos.append(write_video(frames, out_dir / name, fps=FPS[spec.kind]).name)
-    results = {**result.summary(), "checkpoint": str(path), "environment": spec.kind,
-               **spec.settings, "temporal_ensemble": e.temporal_ensemble,
-               "seeds": result.seeds, "episodes_success": result.success,
-               "episodes_max_reward": result.max_reward, "videos": videos,
-               "seconds": round(seconds, 2),
-               "seconds_per_episode": round(seconds / e.num_episodes, 3)}
+    results = {
+        **result.summary(),
+        "checkpoint": str(path),
+        "environment": spec.kind,
+        **spec.settings,
+        "temporal_ensemble": e.temporal_ensemble,
+        "seeds": result.seeds,
+        "episodes_success": result.success,
+        "episodes_max_reward": result.max_reward,
+        "videos": videos,
+        "seconds": round(seconds, 2),
+        "seconds_per_episode": round(seconds / e.num_episodes, 3),
+    }
     atomic.write_json(out_dir / "eval_results.json", results)
     if e.log_to_wandb:
         log_to_wandb(config, saved, run_dir_of(path), results)
@@ -129,7 +154,9 @@ def run_eval(cfg: EvalConfig, out_dir: Path) -> dict:
 
 
 def run_dir_of(checkpoint: Path) -> Path:
-    return checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
+    return (
+        checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
+    )
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="eval")

@@ -22,8 +22,9 @@ from act_hydra.validate import validate_config
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="act-make-sim-dataset",
-                                     description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="act-make-sim-dataset", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("out", help="folder to create, e.g. /data/sim_transfer_cube_scripted")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, as for training")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -35,14 +36,24 @@ def main(argv: list[str] | None = None) -> int:
         cfg = to_train_config(compose_train_config(overrides))
         validate_config(cfg)
         if cfg.data.sim is None:
-            raise ConfigError(f"the overrides {overrides} pick no ALOHA task (data.sim is "
-                              "null). Fix: pass data=aloha_sim or an aloha_sim experiment.")
+            raise ConfigError(
+                f"the overrides {overrides} pick no ALOHA task (data.sim is "
+                "null). Fix: pass data=aloha_sim or an aloha_sim experiment."
+            )
         from act_hydra.aloha_sim.generate import generate_dataset
 
         sim = cfg.data.sim
-        out = generate_dataset(args.out, str(sim.task), sim.num_episodes, sim.episode_len,
-                               sim.image_height, sim.image_width, str(sim.render_style),
-                               sim.num_workers, progress=not args.no_progress)
+        out = generate_dataset(
+            args.out,
+            str(sim.task),
+            sim.num_episodes,
+            sim.episode_len,
+            sim.image_height,
+            sim.image_width,
+            str(sim.render_style),
+            sim.num_workers,
+            progress=not args.no_progress,
+        )
     except ActHydraError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code

@@ -18,8 +18,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from act_hydra.compose import compose_train_config, to_train_config  # noqa: E402
-from act_hydra.schedule import lr_factor_fn  # noqa: E402
 from act_hydra.errors import ConfigError  # noqa: E402
+from act_hydra.schedule import lr_factor_fn  # noqa: E402
 from act_hydra.validate import validate_config  # noqa: E402
 
 
@@ -55,8 +55,12 @@ def main(argv: list[str] | None = None) -> int:
     fig.savefig(args.output, dpi=100)
 
     warmup = s.warmup_steps if s.name == "cosine" else 0
-    rows = [("step 0", 0), ("end of warmup", warmup),
-            ("midpoint", warmup + (t.num_steps - warmup) // 2), ("last step", t.num_steps - 1)]
+    rows = [
+        ("step 0", 0),
+        ("end of warmup", warmup),
+        ("midpoint", warmup + (t.num_steps - warmup) // 2),
+        ("last step", t.num_steps - 1),
+    ]
     print(f"{'point':<15}{'step':>8}{'lr':>14}{'lr_backbone':>14}")
     for name, i in rows:
         print(f"{name:<15}{i:>8}{lr[i]:>14.4e}{lr_backbone[i]:>14.4e}")

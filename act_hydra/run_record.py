@@ -78,10 +78,13 @@ class RunRecord:
             steps_done = exc.step
         best_step = self.progress.best_val_step
         summary: dict[str, Any] = {
-            "status": status, "steps_done": steps_done, "num_steps": self.num_steps,
+            "status": status,
+            "steps_done": steps_done,
+            "num_steps": self.num_steps,
             "best_val_loss": self.progress.best_val_loss if best_step is not None else None,
             "best_val_step": best_step,
-            "wall_time_s": round(time.time() - self._started, 3)}
+            "wall_time_s": round(time.time() - self._started, 3),
+        }
         if isinstance(exc, Diverged):
             summary["diverged_at_step"] = exc.step
         if self.write:

@@ -20,8 +20,9 @@ import torch
 from act_hydra.config import SchedulerConfig
 
 
-def cosine_with_warmup_factor(step: int, warmup_steps: int, total_steps: int,
-                              min_lr_ratio: float) -> float:
+def cosine_with_warmup_factor(
+    step: int, warmup_steps: int, total_steps: int, min_lr_ratio: float
+) -> float:
     """LR multiplier used for optimizer update `step`."""
     if step < warmup_steps:
         return step / warmup_steps
@@ -38,13 +39,22 @@ def lr_factor_fn(cfg: SchedulerConfig, lr: float, num_steps: int):
     if cfg.name == "none":
         return constant_factor
     if cfg.name == "cosine":
-        return partial(cosine_with_warmup_factor, warmup_steps=cfg.warmup_steps,
-                       total_steps=num_steps, min_lr_ratio=cfg.min_lr / lr)
+        return partial(
+            cosine_with_warmup_factor,
+            warmup_steps=cfg.warmup_steps,
+            total_steps=num_steps,
+            min_lr_ratio=cfg.min_lr / lr,
+        )
     raise ValueError(f"unknown scheduler {cfg.name!r}")
 
 
-def restore_scheduler(scheduler: torch.optim.lr_scheduler.LambdaLR, state: dict,
-                      cfg: SchedulerConfig, lr: float, num_steps: int) -> None:
+def restore_scheduler(
+    scheduler: torch.optim.lr_scheduler.LambdaLR,
+    state: dict,
+    cfg: SchedulerConfig,
+    lr: float,
+    num_steps: int,
+) -> None:
     """Load a checkpointed schedule; its length follows the *current* num_steps (so a resumed
     run can train longer). Only the factor function is replaced: building a new LambdaLR
     would reset the optimizer's LR to f(0) for the first resumed update."""
@@ -52,7 +62,8 @@ def restore_scheduler(scheduler: torch.optim.lr_scheduler.LambdaLR, state: dict,
     scheduler.lr_lambdas = [lr_factor_fn(cfg, lr, num_steps)] * len(scheduler.lr_lambdas)
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, cfg: SchedulerConfig, lr: float,
-                    num_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, cfg: SchedulerConfig, lr: float, num_steps: int
+) -> torch.optim.lr_scheduler.LambdaLR:
     """LambdaLR stepped once per optimizer update; the factor applies to every param group."""
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor_fn(cfg, lr, num_steps))

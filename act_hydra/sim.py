@@ -113,10 +113,12 @@ TRAIN_STREAM = 0x5EED  # second word of training-episode seeds, see the module d
 def forward_kinematics(waist: float, elbow: float, base: np.ndarray = LEFT_BASE) -> np.ndarray:
     """(2,) end-effector position of a planar two-link arm."""
     l1, l2 = LINK_LENGTHS
-    return base + np.array([
-        l1 * np.cos(waist) + l2 * np.cos(waist + elbow),
-        l1 * np.sin(waist) + l2 * np.sin(waist + elbow),
-    ])
+    return base + np.array(
+        [
+            l1 * np.cos(waist) + l2 * np.cos(waist + elbow),
+            l1 * np.sin(waist) + l2 * np.sin(waist + elbow),
+        ]
+    )
 
 
 def inverse_kinematics(target: np.ndarray, base: np.ndarray = LEFT_BASE) -> tuple[float, float]:
@@ -178,8 +180,9 @@ class SyntheticEnv:
 
     def __init__(self, episode_len: int = 60, image_size: int = 64):
         if episode_len < 1 or image_size < 8:
-            raise ValueError(f"episode_len={episode_len} must be >= 1 and image_size={image_size} "
-                             f">= 8")
+            raise ValueError(
+                f"episode_len={episode_len} must be >= 1 and image_size={image_size} >= 8"
+            )
         self.episode_len = int(episode_len)
         self.image_size = int(image_size)
         # Pixel centres in table coordinates; row 0 is the top of the image (y = +1).
@@ -246,12 +249,14 @@ class SyntheticEnv:
         if not self._reset_called:
             raise RuntimeError("call reset(seed) before step(action)")
         if self.done:
-            raise RuntimeError(f"the episode is over (episode_len={self.episode_len}); "
-                               "call reset(seed)")
+            raise RuntimeError(
+                f"the episode is over (episode_len={self.episode_len}); call reset(seed)"
+            )
         action = np.asarray(action, dtype=np.float64).reshape(-1)
         if action.shape != (ACTION_DIM,) or not np.all(np.isfinite(action)):
-            raise ValueError(f"action must be {ACTION_DIM} finite numbers, got shape "
-                             f"{action.shape}")
+            raise ValueError(
+                f"action must be {ACTION_DIM} finite numbers, got shape {action.shape}"
+            )
         target = action.copy()
         target[[LEFT_GRIPPER, RIGHT_GRIPPER]] = np.clip(target[[LEFT_GRIPPER, RIGHT_GRIPPER]], 0, 1)
         speed = np.full(STATE_DIM, JOINT_SPEED)
@@ -333,15 +338,18 @@ class SyntheticEnv:
         # The cube is drawn over the links so it is never hidden; the gripper ring goes on top.
         lo, hi = self.cube_pos - CUBE_HALF, self.cube_pos + CUBE_HALF
         rows, cols = self._window(lo, hi)
-        cube = np.maximum(np.abs(self._px[rows, cols] - self.cube_pos[0]),
-                          np.abs(self._py[rows, cols] - self.cube_pos[1]))
+        cube = np.maximum(
+            np.abs(self._px[rows, cols] - self.cube_pos[0]),
+            np.abs(self._py[rows, cols] - self.cube_pos[1]),
+        )
         self._paint(img[rows, cols], cube - CUBE_HALF, _CUBE)
         for pos, g in ((ee, q[LEFT_GRIPPER]), (ee_right, q[RIGHT_GRIPPER])):
             radius = 0.08 + 0.08 * g  # 0.16 open, 0.08 closed
             color = _GRIP_OPEN if g > GRASP_THRESHOLD else _GRIP_CLOSED
             rows, cols = self._window(pos - radius - 0.04, pos + radius + 0.04)
-            ring = np.abs(np.hypot(self._px[rows, cols] - pos[0],
-                                   self._py[rows, cols] - pos[1]) - radius)
+            ring = np.abs(
+                np.hypot(self._px[rows, cols] - pos[0], self._py[rows, cols] - pos[1]) - radius
+            )
             self._paint(img[rows, cols], ring - 0.035, color)
         return (img + 0.5).clip(0, 255).astype(np.uint8)
 
@@ -383,8 +391,12 @@ class Episode:
     max_reward: int
 
 
-def rollout(env: SyntheticEnv, policy: Callable[[dict], np.ndarray],
-            seed: int | Sequence[int] | None, record: bool = True) -> Episode:
+def rollout(
+    env: SyntheticEnv,
+    policy: Callable[[dict], np.ndarray],
+    seed: int | Sequence[int] | None,
+    record: bool = True,
+) -> Episode:
     """Run one episode of ``policy(obs) -> (14,) action`` from ``env.reset(seed)``.
 
     With ``record=False`` the image arrays are not kept (cheaper for evaluation).
@@ -403,8 +415,15 @@ def rollout(env: SyntheticEnv, policy: Callable[[dict], np.ndarray],
         rewards.append(reward)
     images = {"top": np.stack(frames)} if record else {}
     rewards_arr = np.asarray(rewards, dtype=np.int64)
-    return Episode(np.stack(qpos), np.stack(qvel), np.stack(actions), images, rewards_arr,
-                   bool(env.success), int(rewards_arr.max()))
+    return Episode(
+        np.stack(qpos),
+        np.stack(qvel),
+        np.stack(actions),
+        images,
+        rewards_arr,
+        bool(env.success),
+        int(rewards_arr.max()),
+    )
 
 
 def expert_episode(env: SyntheticEnv, seed: int | Sequence[int] | None) -> Episode:

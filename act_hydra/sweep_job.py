@@ -93,12 +93,15 @@ def use_platform_start_method() -> None:
     has no attribute 'env'; pytorch#44687): use the platform's usual method."""
     if multiprocessing.get_start_method(allow_none=True) == "loky":
         multiprocessing.set_start_method(
-            "fork" if sys.platform.startswith("linux") else "spawn", force=True)
+            "fork" if sys.platform.startswith("linux") else "spawn", force=True
+        )
 
 
-def run_sweep_job(dcfg: DictConfig, job: JobContext,
-                  execute: Callable[[DictConfig, JobContext], dict[str, Any]],
-                  ) -> dict[str, Any] | None:
+def run_sweep_job(
+    dcfg: DictConfig,
+    job: JobContext,
+    execute: Callable[[DictConfig, JobContext], dict[str, Any]],
+) -> dict[str, Any] | None:
     """Run one job of a local sweep in a reused worker: never exit the process, and let one
     failure not stop the others (record why it failed for the sweep summary and go on)."""
     assert job.job_num is not None
@@ -107,15 +110,17 @@ def run_sweep_job(dcfg: DictConfig, job: JobContext,
         with ExitStack() as stack:
             n_gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
             if dcfg.training.device == "auto" and n_gpus > 1 and job.n_parallel_jobs > 1:
-                index = stack.enter_context(hold_free_gpu(
-                    Path(HydraConfig.get().sweep.dir), job.job_num, n_gpus))
+                index = stack.enter_context(
+                    hold_free_gpu(Path(HydraConfig.get().sweep.dir), job.job_num, n_gpus)
+                )
                 with read_write(dcfg):
                     dcfg.training.device = f"cuda:{index}"
                 torch.cuda.set_device(index)  # pinned memory, streams: not on GPU 0
             return execute(dcfg, job)
     except ActHydraError as err:  # a message the user can act on: no traceback
         (log.warning if isinstance(err, Preempted) else log.error)(
-            "%s (exit code %d)", err, err.exit_code)
+            "%s (exit code %d)", err, err.exit_code
+        )
         record_failure(job.run_dir, err)
         return None
     except Exception as err:

@@ -64,8 +64,11 @@ SUMMARY_FILES = (CSV_NAME, MD_NAME, PNG_NAME)
 COMPLETED = "completed"
 MISSING = "missing"
 RANK_BY = ("val_loss", "val_l1", "success_rate")
-RANK_METRIC = {"val_loss": "lowest best validation loss", "val_l1": "lowest validation l1",
-               "success_rate": "highest last eval/success_rate"}
+RANK_METRIC = {
+    "val_loss": "lowest best validation loss",
+    "val_l1": "lowest validation l1",
+    "success_rate": "highest last eval/success_rate",
+}
 SUCCESS_KEY = "eval/success_rate"
 ERROR_WIDTH = 160  # characters of an error message in the Markdown/printed table
 
@@ -126,10 +129,13 @@ class SweepSummary:
         winner = self.winner
         if winner is None:
             return f"{text}; no winner (no completed job has a {RANK_METRIC[self.rank_by]})"
-        what = {"success_rate": f"success rate {_fmt(winner.success_rate)}",
-                "val_l1": f"best val l1 {_fmt(winner.best_val_l1)}",
-                }.get(self.rank_by, f"best val loss {_fmt(winner.best_val_loss)} at step "
-                                    f"{_fmt(winner.best_val_step)}")
+        what = {
+            "success_rate": f"success rate {_fmt(winner.success_rate)}",
+            "val_l1": f"best val l1 {_fmt(winner.best_val_l1)}",
+        }.get(
+            self.rank_by,
+            f"best val loss {_fmt(winner.best_val_loss)} at step {_fmt(winner.best_val_step)}",
+        )
         return f"{text}; winner: {_job_label(winner)} ({_overrides_text(winner)}), {what}"
 
     def markdown(self) -> str:
@@ -137,6 +143,7 @@ class SweepSummary:
 
 
 # ----------------------------------------------------------------------------- collecting
+
 
 def find_run_dirs(root: Path) -> list[Path]:
     """Folders below ``root`` (``root`` included) that hold a run: ``.hydra/overrides.yaml``
@@ -233,8 +240,13 @@ def collect_rows(root: Path, expected_jobs: int | None = None) -> list[JobRow]:
     last = max([*numbers, (expected_jobs or 0) - 1], default=-1)
     for num in range(last + 1):
         if num not in numbers:
-            rows.append(JobRow(job=num, run_dir=root / str(num),
-                               error="no run directory: the job never started"))
+            rows.append(
+                JobRow(
+                    job=num,
+                    run_dir=root / str(num),
+                    error="no run directory: the job never started",
+                )
+            )
     rows.sort(key=lambda r: (r.job is None, r.job if r.job is not None else 0, str(r.run_dir)))
 
     # Show the overrides that tell the jobs apart; the common ones are the sweep's fixed args.
@@ -247,6 +259,7 @@ def collect_rows(root: Path, expected_jobs: int | None = None) -> list[JobRow]:
 
 def _rank_key(rank_by: str):
     """Sort key (smaller is better) of a candidate row, or None when it lacks the metric."""
+
     def key(r: JobRow):
         loss = r.best_val_loss if r.best_val_loss is not None else math.inf
         if rank_by == "success_rate":
@@ -254,6 +267,7 @@ def _rank_key(rank_by: str):
         if rank_by == "val_l1":
             return None if r.best_val_l1 is None else (r.best_val_l1, r.job or 0)
         return None if r.best_val_loss is None else (r.best_val_loss, r.job or 0)
+
     return key
 
 
@@ -275,6 +289,7 @@ def pick_winner(rows: Sequence[JobRow], rank_by: str = "val_loss") -> JobRow | N
 
 
 # ----------------------------------------------------------------------------- rendering
+
 
 def _fmt(value: Any, digits: int = 4) -> str:
     if value is None:
@@ -321,8 +336,12 @@ def _columns(summary: SweepSummary) -> list[tuple[str, Any]]:
         ("status", lambda r: r.status),
         ("best val loss", lambda r: _fmt(r.best_val_loss)),
         ("best step", lambda r: _fmt(r.best_val_step)),
-        ("steps", lambda r: _fmt(r.steps_done) if r.num_steps is None
-         else f"{_fmt(r.steps_done)}/{r.num_steps}"),
+        (
+            "steps",
+            lambda r: (
+                _fmt(r.steps_done) if r.num_steps is None else f"{_fmt(r.steps_done)}/{r.num_steps}"
+            ),
+        ),
         ("wall time (s)", lambda r: "-" if r.wall_time_s is None else f"{r.wall_time_s:.1f}"),
     ]
     if summary.rank_by == "val_l1":
@@ -337,7 +356,7 @@ def _short_error(error: str | None) -> str:
     if not error:
         return ""
     text = " ".join(error.split())
-    return text if len(text) <= ERROR_WIDTH else text[:ERROR_WIDTH - 3] + "..."
+    return text if len(text) <= ERROR_WIDTH else text[: ERROR_WIDTH - 3] + "..."
 
 
 def _md_cell(text: str) -> str:
@@ -351,14 +370,30 @@ def render_markdown(summary: SweepSummary) -> str:
     lines.append("|" + "|".join(" --- " for _ in cols) + "|")
     for row in summary.rows:
         lines.append("| " + " | ".join(_md_cell(fn(row)) for _, fn in cols) + " |")
-    lines += ["", "`*` marks the winner: the completed job with the "
-              f"{RANK_METRIC[summary.rank_by]}.", ""]
+    lines += [
+        "",
+        f"`*` marks the winner: the completed job with the {RANK_METRIC[summary.rank_by]}.",
+        "",
+    ]
     return "\n".join(lines)
 
 
-CSV_FIELDS = ["job", "run_dir", "winner", "overrides", "status", "best_val_loss",
-              "best_val_step", "best_val_l1", "steps_done", "num_steps", "wall_time_s",
-              "success_rate", "error", "all_overrides"]
+CSV_FIELDS = [
+    "job",
+    "run_dir",
+    "winner",
+    "overrides",
+    "status",
+    "best_val_loss",
+    "best_val_step",
+    "best_val_l1",
+    "steps_done",
+    "num_steps",
+    "wall_time_s",
+    "success_rate",
+    "error",
+    "all_overrides",
+]
 
 
 def render_csv(summary: SweepSummary) -> str:
@@ -366,22 +401,24 @@ def render_csv(summary: SweepSummary) -> str:
     writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, lineterminator="\n")
     writer.writeheader()
     for r in summary.rows:
-        writer.writerow({
-            "job": "" if r.job is None else r.job,
-            "run_dir": _relative(r.run_dir, summary.root),
-            "winner": int(r.winner),
-            "overrides": " ".join(r.varying),
-            "status": r.status,
-            "best_val_loss": "" if r.best_val_loss is None else repr(r.best_val_loss),
-            "best_val_step": "" if r.best_val_step is None else r.best_val_step,
-            "best_val_l1": "" if r.best_val_l1 is None else repr(r.best_val_l1),
-            "steps_done": "" if r.steps_done is None else r.steps_done,
-            "num_steps": "" if r.num_steps is None else r.num_steps,
-            "wall_time_s": "" if r.wall_time_s is None else r.wall_time_s,
-            "success_rate": "" if r.success_rate is None else repr(r.success_rate),
-            "error": r.error or "",
-            "all_overrides": " ".join(r.overrides or []),
-        })
+        writer.writerow(
+            {
+                "job": "" if r.job is None else r.job,
+                "run_dir": _relative(r.run_dir, summary.root),
+                "winner": int(r.winner),
+                "overrides": " ".join(r.varying),
+                "status": r.status,
+                "best_val_loss": "" if r.best_val_loss is None else repr(r.best_val_loss),
+                "best_val_step": "" if r.best_val_step is None else r.best_val_step,
+                "best_val_l1": "" if r.best_val_l1 is None else repr(r.best_val_l1),
+                "steps_done": "" if r.steps_done is None else r.steps_done,
+                "num_steps": "" if r.num_steps is None else r.num_steps,
+                "wall_time_s": "" if r.wall_time_s is None else r.wall_time_s,
+                "success_rate": "" if r.success_rate is None else repr(r.success_rate),
+                "error": r.error or "",
+                "all_overrides": " ".join(r.overrides or []),
+            }
+        )
     return out.getvalue()
 
 
@@ -403,16 +440,28 @@ def plot_val_loss(summary: SweepSummary, path: Path) -> None:
         label = f"{_job_label(r)}: {_overrides_text(r)}"
         if not r.ok:
             label += f" [{r.status}]"
-        ax.plot(steps, losses, marker="o" if len(steps) < 30 else None, markersize=3,
-                linewidth=2.8 if r.winner else 1.2, linestyle="-" if r.ok else "--",
-                label=("* " if r.winner else "") + label)
+        ax.plot(
+            steps,
+            losses,
+            marker="o" if len(steps) < 30 else None,
+            markersize=3,
+            linewidth=2.8 if r.winner else 1.2,
+            linestyle="-" if r.ok else "--",
+            label=("* " if r.winner else "") + label,
+        )
     if finite_values and min(finite_values) > 0:
         ax.set_yscale("log")
     if curves:
         ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     else:
-        ax.text(0.5, 0.5, "no validation rows in any metrics.jsonl", ha="center",
-                va="center", transform=ax.transAxes)
+        ax.text(
+            0.5,
+            0.5,
+            "no validation rows in any metrics.jsonl",
+            ha="center",
+            va="center",
+            transform=ax.transAxes,
+        )
     ax.set_xlabel("step")
     ax.set_ylabel("val/loss")
     ax.set_title(f"validation loss, {len(curves)} of {len(summary.rows)} jobs", fontsize="medium")
@@ -422,15 +471,22 @@ def plot_val_loss(summary: SweepSummary, path: Path) -> None:
 
 # ----------------------------------------------------------------------------- entry points
 
-def summarize_sweep(root: Path | str, out_dir: Path | str | None = None,
-                    rank_by: str = "val_loss", expected_jobs: int | None = None,
-                    plot: bool = True) -> SweepSummary:
+
+def summarize_sweep(
+    root: Path | str,
+    out_dir: Path | str | None = None,
+    rank_by: str = "val_loss",
+    expected_jobs: int | None = None,
+    plot: bool = True,
+) -> SweepSummary:
     """Collect the rows under ``root`` and write the CSV, the Markdown table and the plot into
     ``out_dir`` (default ``root``). A plot that cannot be drawn is logged, never fatal."""
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"{root} is not a folder: pass the sweep folder (hydra.sweep.dir "
-                                "of a --multirun, or the downloaded outputs of an OSMO sweep).")
+        raise FileNotFoundError(
+            f"{root} is not a folder: pass the sweep folder (hydra.sweep.dir "
+            "of a --multirun, or the downloaded outputs of an OSMO sweep)."
+        )
     rows = collect_rows(root, expected_jobs)
     summary = SweepSummary(root=root, rows=rows, rank_by=rank_by)
     pick_winner(rows, rank_by)
@@ -450,12 +506,15 @@ def summarize_sweep(root: Path | str, out_dir: Path | str | None = None,
 
 def failure_message(summary: SweepSummary) -> str:
     bad = summary.not_completed
-    lines = [f"{len(bad)} of {len(summary.rows)} sweep jobs did not complete "
-             f"(table: {summary.root / MD_NAME}):"]
+    lines = [
+        f"{len(bad)} of {len(summary.rows)} sweep jobs did not complete "
+        f"(table: {summary.root / MD_NAME}):"
+    ]
     for r in bad:
         reason = f": {' '.join(r.error.split())}" if r.error else ""
-        lines.append(f"  {_job_label(r)} [{_overrides_text(r)}] {r.status}{reason} "
-                     f"(run dir {r.run_dir})")
+        lines.append(
+            f"  {_job_label(r)} [{_overrides_text(r)}] {r.status}{reason} (run dir {r.run_dir})"
+        )
     return "\n".join(lines)
 
 
@@ -480,12 +539,15 @@ class SweepSummaryCallback(Callback):
     and print the summary of ``hydra.sweep.dir``; exit with status 1 if a job did not
     complete (``fail_on_error``)."""
 
-    def __init__(self, rank_by: str = "val_loss", fail_on_error: bool = True,
-                 plot: bool = True) -> None:
+    def __init__(
+        self, rank_by: str = "val_loss", fail_on_error: bool = True, plot: bool = True
+    ) -> None:
         if rank_by not in RANK_BY:
-            raise ValueError(f"hydra.callbacks.sweep_summary.rank_by={rank_by!r} is invalid: "
-                             f"it must be one of {list(RANK_BY)}. Fix: pass "
-                             "hydra.callbacks.sweep_summary.rank_by=val_loss.")
+            raise ValueError(
+                f"hydra.callbacks.sweep_summary.rank_by={rank_by!r} is invalid: "
+                f"it must be one of {list(RANK_BY)}. Fix: pass "
+                "hydra.callbacks.sweep_summary.rank_by=val_loss."
+            )
         self.rank_by = rank_by
         self.fail_on_error = fail_on_error
         self.plot = plot
@@ -496,9 +558,11 @@ class SweepSummaryCallback(Callback):
             summary = summarize_sweep(sweep_dir, rank_by=self.rank_by, plot=self.plot)
         except Exception as err:
             # Without a summary we cannot say whether the jobs completed: fail loudly.
-            message = (f"could not build the sweep summary of {sweep_dir} "
-                       f"({type(err).__name__}: {err}). Rebuild it with: python "
-                       f"act-sweep-summary {sweep_dir}")
+            message = (
+                f"could not build the sweep summary of {sweep_dir} "
+                f"({type(err).__name__}: {err}). Rebuild it with: python "
+                f"act-sweep-summary {sweep_dir}"
+            )
             log.exception("sweep summary failed")
             print(message, file=sys.stderr, flush=True)
             raise SweepFailed(message) from err
@@ -514,38 +578,64 @@ class SweepSummaryCallback(Callback):
 
 # ----------------------------------------------------------------------------- CLI
 
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="act-sweep-summary",
-        description="Summarize a sweep folder: one row per job, the winner marked.")
-    parser.add_argument("dir", type=Path, help="sweep folder (hydra.sweep.dir of a --multirun, "
-                        "or downloaded OSMO task outputs); searched recursively")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="where to write the summary files (default: DIR)")
-    parser.add_argument("--rank-by", choices=RANK_BY, default="val_loss",
-                        help="val_loss: lowest best validation loss wins (default); val_l1: lowest "
-                             "val/l1 (comparable across training.kl_weight); "
-                             "success_rate: highest last eval/success_rate wins")
-    parser.add_argument("--expected-jobs", type=int, default=None, metavar="N",
-                        help="the sweep had N jobs: any of 0..N-1 without a run dir is "
-                             "listed as missing (an OSMO task that uploaded nothing)")
+        description="Summarize a sweep folder: one row per job, the winner marked.",
+    )
+    parser.add_argument(
+        "dir",
+        type=Path,
+        help="sweep folder (hydra.sweep.dir of a --multirun, "
+        "or downloaded OSMO task outputs); searched recursively",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, help="where to write the summary files (default: DIR)"
+    )
+    parser.add_argument(
+        "--rank-by",
+        choices=RANK_BY,
+        default="val_loss",
+        help="val_loss: lowest best validation loss wins (default); val_l1: lowest "
+        "val/l1 (comparable across training.kl_weight); "
+        "success_rate: highest last eval/success_rate wins",
+    )
+    parser.add_argument(
+        "--expected-jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="the sweep had N jobs: any of 0..N-1 without a run dir is "
+        "listed as missing (an OSMO task that uploaded nothing)",
+    )
     parser.add_argument("--no-plot", action="store_true", help="skip sweep_val_loss.png")
-    parser.add_argument("--strict", action="store_true",
-                        help="exit 1 when a job did not complete")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a job did not complete")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if not args.dir.is_dir():
-        print(f"error: {args.dir} is not a folder. Pass the sweep folder (hydra.sweep.dir of a "
-              "--multirun, or the downloaded outputs of an OSMO sweep).", file=sys.stderr)
+        print(
+            f"error: {args.dir} is not a folder. Pass the sweep folder (hydra.sweep.dir of a "
+            "--multirun, or the downloaded outputs of an OSMO sweep).",
+            file=sys.stderr,
+        )
         return 2
-    summary = summarize_sweep(args.dir, out_dir=args.out, rank_by=args.rank_by,
-                              expected_jobs=args.expected_jobs, plot=not args.no_plot)
+    summary = summarize_sweep(
+        args.dir,
+        out_dir=args.out,
+        rank_by=args.rank_by,
+        expected_jobs=args.expected_jobs,
+        plot=not args.no_plot,
+    )
     if not summary.rows:
-        print(f"error: no run directory under {args.dir} (a folder holding "
-              ".hydra/overrides.yaml or summary.json).", file=sys.stderr)
+        print(
+            f"error: no run directory under {args.dir} (a folder holding "
+            ".hydra/overrides.yaml or summary.json).",
+            file=sys.stderr,
+        )
         return 2
     print(summary.markdown())
     print("written: " + ", ".join(str(p) for p in summary.files))

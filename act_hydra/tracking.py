@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import math
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from act_hydra import atomic
@@ -57,9 +57,15 @@ class MetricsFile:
 class Tracker:
     """metrics.jsonl always; W&B as well when logger=wandb (imported only then)."""
 
-    def __init__(self, run_dir: Path, logger_cfg, resolved_config: dict[str, Any],
-                 resume_step: int | None = None, wandb_run_id: str | None = None,
-                 enabled: bool = True):
+    def __init__(
+        self,
+        run_dir: Path,
+        logger_cfg,
+        resolved_config: dict[str, Any],
+        resume_step: int | None = None,
+        wandb_run_id: str | None = None,
+        enabled: bool = True,
+    ):
         # enabled=False (DDP ranks other than 0) records nothing and never imports wandb.
         self.metrics = MetricsFile(run_dir / "metrics.jsonl", resume_step) if enabled else None
         self.wandb = None
@@ -79,8 +85,9 @@ class Tracker:
         if self.wandb is not None:
             self.wandb.log(row)
 
-    def finish(self, summary: dict[str, Any], exit_code: int,
-               checkpoints: Sequence[Path] = ()) -> None:
+    def finish(
+        self, summary: dict[str, Any], exit_code: int, checkpoints: Sequence[Path] = ()
+    ) -> None:
         if self.metrics is not None:
             self.metrics.close()
         if self.wandb is not None:

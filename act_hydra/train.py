@@ -84,8 +84,15 @@ def train(cfg: TrainConfig, job: JobContext, resolved_config: dict[str, Any]) ->
     seed_everything(rank_seed(t.seed, dist_info.rank))
     data = load_data(cfg, saved)
     start_step = saved["step"] if saved else 0
-    loader = build_train_loader(data.train_set, t, cfg.data.num_workers, device, start_step,
-                                dist_info.rank, dist_info.world_size)
+    loader = build_train_loader(
+        data.train_set,
+        t,
+        cfg.data.num_workers,
+        device,
+        start_step,
+        dist_info.rank,
+        dist_info.world_size,
+    )
 
     # --- the state a step updates ---------------------------------------------------------
     policy = ACTPolicy(cfg.model, data.info.state_dim, data.info.action_dim, data.norm_stats)
@@ -101,12 +108,21 @@ def train(cfg: TrainConfig, job: JobContext, resolved_config: dict[str, Any]) ->
     # --- the loop ---------------------------------------------------------------------------
     # Rows at or after start_step are dropped (a killed run may have logged past its last
     # checkpoint; a fresh start in a used folder drops them all) so each step appears once.
-    tracker = Tracker(run_dir, cfg.logger, resolved_config, resume_step=start_step,
-                      enabled=dist_info.is_main,
-                      wandb_run_id=saved.get("wandb_run_id") if saved else None)
-    checkpointer = Checkpointer(run_dir, dist_info,
-                                norm_stats=norm_stats_to_tensors(data.norm_stats),
-                                config=resolved_config, wandb_run_id=tracker.wandb_run_id)
+    tracker = Tracker(
+        run_dir,
+        cfg.logger,
+        resolved_config,
+        resume_step=start_step,
+        enabled=dist_info.is_main,
+        wandb_run_id=saved.get("wandb_run_id") if saved else None,
+    )
+    checkpointer = Checkpointer(
+        run_dir,
+        dist_info,
+        norm_stats=norm_stats_to_tensors(data.norm_stats),
+        config=resolved_config,
+        wandb_run_id=tracker.wandb_run_id,
+    )
     record = RunRecord(run_dir, t.num_steps, state, write=dist_info.is_main)
     record.on_close(partial(tracker.finish, checkpoints=checkpointer.paths()))
     batches, throughput = iter(loader), Throughput(t.batch_size)
@@ -121,19 +137,31 @@ def train(cfg: TrainConfig, job: JobContext, resolved_config: dict[str, Any]) ->
             throughput.tick()
             if due.log:
                 state.raise_if_diverged()
-                row = {"step": step, **{f"train/{k}": float(v) for k, v in parts.items()},
-                       "lr": lrs[0], "lr_backbone": lrs[1], "grad_norm": float(grad_norm),
-                       "samples_per_s": throughput.rate()}
+                row = {
+                    "step": step,
+                    **{f"train/{k}": float(v) for k, v in parts.items()},
+                    "lr": lrs[0],
+                    "lr_backbone": lrs[1],
+                    "grad_norm": float(grad_norm),
+                    "samples_per_s": throughput.rate(),
+                }
                 tracker.log(row)
-                log.info("step %d  loss %.4f  l1 %.4f  kl %.4f  lr %.3g", step,
-                         row["train/loss"], row["train/l1"], row["train/kl"], lrs[0])
+                log.info(
+                    "step %d  loss %.4f  l1 %.4f  kl %.4f  lr %.3g",
+                    step,
+                    row["train/loss"],
+                    row["train/l1"],
+                    row["train/kl"],
+                    lrs[0],
+                )
             # Validation and rollouts run on rank 0 only; the others wait at the next
             # collective. Every rank joins a checkpoint save (it gathers their RNG states).
             improved = False
             if due.val:
                 state.raise_if_diverged()
-                val = validation_losses(policy, data.val_batches, t.kl_weight, t.precision,
-                                        cfg.data.split_seed, device)
+                val = validation_losses(
+                    policy, data.val_batches, t.kl_weight, t.precision, cfg.data.split_seed, device
+                )
                 tracker.log({"step": step, **val})
                 log.info("step %d  val/loss %.4f", step, val["val/loss"])
                 if val["val/loss"] < state.best_val_loss:
@@ -144,8 +172,9 @@ def train(cfg: TrainConfig, job: JobContext, resolved_config: dict[str, Any]) ->
             if due.rollout:
                 state.raise_if_diverged()
                 rollouts = evaluate_policy(policy, env_spec, t.eval_rollouts_episodes, device)
-                tracker.log({"step": step, **{f"eval/{k}": v
-                                              for k, v in rollouts.summary().items()}})
+                tracker.log(
+                    {"step": step, **{f"eval/{k}": v for k, v in rollouts.summary().items()}}
+                )
                 log.info("step %d  eval/success_rate %.3f", step, rollouts.success_rate)
             stopping = any_rank(stop.requested, dist_info, device)
             if due.save or stopping:
@@ -154,11 +183,14 @@ def train(cfg: TrainConfig, job: JobContext, resolved_config: dict[str, Any]) ->
             progress.update(1)
             if stopping and not due.last:
                 raise Preempted(f"SIGTERM received: checkpoint saved at step {step + 1}")
-    return {"best_val_loss": state.best_val_loss if state.best_val_step is not None else None,
-            "best_val_step": state.best_val_step}
+    return {
+        "best_val_loss": state.best_val_loss if state.best_val_step is not None else None,
+        "best_val_step": state.best_val_step,
+    }
 
 
 # ----------------------------------------------------------------------------- the steps above
+
 
 def check_run_dir_writable(run_dir: Path) -> None:
     probe = run_dir / f".write_probe-{os.getpid()}"
@@ -169,7 +201,8 @@ def check_run_dir_writable(run_dir: Path) -> None:
     except OSError as err:
         raise ConfigError(
             f"hydra.run.dir={str(run_dir)!r} is invalid: the run directory must be writable "
-            f"({err.strerror}). Fix: pass hydra.run.dir=<a writable folder>.") from err
+            f"({err.strerror}). Fix: pass hydra.run.dir=<a writable folder>."
+        ) from err
 
 
 def check_external_ready(cfg: TrainConfig) -> None:
@@ -231,19 +264,30 @@ def load_data(cfg: TrainConfig, saved: dict[str, Any] | None) -> TrainData:
     check_matches_simulator(d, info)
     train_ids, val_ids = split_episodes(info.num_episodes, d.train_ratio, d.split_seed)
     if chunk > max(info.episode_lengths):
-        log.warning("model.chunk_size=%d is longer than every episode (at most %d steps): the "
-                    "end of each chunk is padding and masked out of the loss.",
-                    chunk, max(info.episode_lengths))
+        log.warning(
+            "model.chunk_size=%d is longer than every episode (at most %d steps): the "
+            "end of each chunk is padding and masked out of the loss.",
+            chunk,
+            max(info.episode_lengths),
+        )
     # Normalisation stats come from the training episodes, once; then they travel with the
     # checkpoint (a resumed run or an evaluation never recomputes them).
     norm_stats = saved["norm_stats"] if saved else compute_norm_stats(info, train_ids)
     train_set = EpisodeDataset(info, train_ids, chunk, list(d.camera_names), d.preload_max_mib)
     val_set = EpisodeDataset(info, val_ids, chunk, list(d.camera_names), d.preload_max_mib)
     val_sampler = iter(StepBatchSampler(len(val_set), cfg.training.batch_size, d.split_seed))
-    val_batches = [torch.utils.data.default_collate([val_set[i] for i in next(val_sampler)])
-                   for _ in range(cfg.training.val_batches)]
-    log.info("dataset %s: %d episodes (%d train, %d val), cameras %s", dataset_dir,
-             info.num_episodes, len(train_ids), len(val_ids), list(d.camera_names))
+    val_batches = [
+        torch.utils.data.default_collate([val_set[i] for i in next(val_sampler)])
+        for _ in range(cfg.training.val_batches)
+    ]
+    log.info(
+        "dataset %s: %d episodes (%d train, %d val), cameras %s",
+        dataset_dir,
+        info.num_episodes,
+        len(train_ids),
+        len(val_ids),
+        list(d.camera_names),
+    )
     return TrainData(info, train_set, val_batches, norm_stats)
 
 
@@ -258,7 +302,8 @@ def next_batch(batches, device: torch.device) -> dict[str, torch.Tensor]:
         raise RunIOError(
             f"could not read the dataset mid-run ({err}); checkpoints and metrics written so "
             "far are intact. Fix: restore the episode files in data.dataset_dir and run the "
-            "same command again to resume.") from err
+            "same command again to resume."
+        ) from err
 
 
 @dataclass(frozen=True)
@@ -276,10 +321,14 @@ class Due:
     def at(cls, step: int, t, is_main: bool) -> Due:
         last = step == t.num_steps - 1
         val_round = cls.every(t.eval_every, step, last)
-        return cls(last=last, log=step % t.log_every == 0 or last, val_round=val_round,
-                   val=is_main and val_round,
-                   rollout=is_main and cls.every(t.eval_rollouts_every, step, last),
-                   save=cls.every(t.save_every, step, last))
+        return cls(
+            last=last,
+            log=step % t.log_every == 0 or last,
+            val_round=val_round,
+            val=is_main and val_round,
+            rollout=is_main and cls.every(t.eval_rollouts_every, step, last),
+            save=cls.every(t.save_every, step, last),
+        )
 
     @staticmethod
     def every(n: int, step: int, last: bool) -> bool:
@@ -325,9 +374,14 @@ def progress_bar(t, start_step: int):
 
 
 @torch.no_grad()
-def validation_losses(policy: ACTPolicy, batches: list[dict[str, torch.Tensor]],
-                      kl_weight: float, precision: Precision, seed: int,
-                      device: torch.device) -> dict[str, float]:
+def validation_losses(
+    policy: ACTPolicy,
+    batches: list[dict[str, torch.Tensor]],
+    kl_weight: float,
+    precision: Precision,
+    seed: int,
+    device: torch.device,
+) -> dict[str, float]:
     """Mean losses over a fixed set of validation batches.
 
     As in the original, the CVAE encoder runs with a sampled z; the noise is drawn from a
@@ -350,13 +404,17 @@ def validation_losses(policy: ACTPolicy, batches: list[dict[str, torch.Tensor]],
 
 # ----------------------------------------------------------------------------- CLI
 
+
 def execute(dcfg: DictConfig, job: JobContext) -> dict[str, Any]:
     """Check that every required key is set, then train."""
     missing = sorted(OmegaConf.missing_keys(dcfg))
     if missing:
-        raise ConfigError(" ".join(
-            f"{key} is required but not set. Fix: pass {key}=<value> on the command line."
-            for key in missing))
+        raise ConfigError(
+            " ".join(
+                f"{key} is required but not set. Fix: pass {key}=<value> on the command line."
+                for key in missing
+            )
+        )
     # Enums as their names: the resolved config goes into checkpoints, which hold only plain
     # containers, and into W&B.
     resolved = OmegaConf.to_container(dcfg, resolve=True, enum_to_str=True)
@@ -379,7 +437,8 @@ def main(dcfg: DictConfig) -> float | None:
             summary = execute(dcfg, job)
         except ActHydraError as err:
             (log.warning if isinstance(err, Preempted) else log.error)(
-                "%s (exit code %d)", err, err.exit_code)
+                "%s (exit code %d)", err, err.exit_code
+            )
             sys.exit(err.exit_code)
     # The value a sweeper would minimise.
     return summary["best_val_loss"] if summary else None

@@ -37,23 +37,35 @@ def build_optimizer(policy: nn.Module, t: TrainingConfig, fused: bool) -> torch.
     rest = [p for n, p in policy.named_parameters() if "backbone" not in n and p.requires_grad]
     return torch.optim.AdamW(
         [{"params": rest, "lr": t.lr}, {"params": backbone, "lr": t.lr_backbone}],
-        lr=t.lr, weight_decay=t.weight_decay,
+        lr=t.lr,
+        weight_decay=t.weight_decay,
         # One fused kernel for the whole update instead of several per parameter (CUDA only).
-        fused=fused or None)
+        fused=fused or None,
+    )
 
 
-def build_train_loader(dataset: EpisodeDataset, t: TrainingConfig, num_workers: int,
-                       device: torch.device, start_step: int = 0, rank: int = 0,
-                       world_size: int = 1) -> DataLoader:
+def build_train_loader(
+    dataset: EpisodeDataset,
+    t: TrainingConfig,
+    num_workers: int,
+    device: torch.device,
+    start_step: int = 0,
+    rank: int = 0,
+    world_size: int = 1,
+) -> DataLoader:
     return DataLoader(
         dataset,
-        batch_sampler=StepBatchSampler(len(dataset), t.batch_size, t.seed, start_step, rank,
-                                       world_size),
-        num_workers=num_workers, pin_memory=device.type == "cuda",
-        persistent_workers=num_workers > 0, prefetch_factor=4 if num_workers > 0 else None,
+        batch_sampler=StepBatchSampler(
+            len(dataset), t.batch_size, t.seed, start_step, rank, world_size
+        ),
+        num_workers=num_workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=num_workers > 0,
+        prefetch_factor=4 if num_workers > 0 else None,
         # Its own generator: creating the iterator must not consume the global RNG that
         # dropout and the CVAE sampling use, or a resumed run would drift from the original.
-        generator=torch.Generator().manual_seed(t.seed))
+        generator=torch.Generator().manual_seed(t.seed),
+    )
 
 
 @dataclass
@@ -75,8 +87,9 @@ class TrainState:
     first_bad_step: torch.Tensor = field(default_factory=lambda: torch.tensor(-1))
 
     @classmethod
-    def build(cls, cfg: TrainConfig, policy: ACTPolicy, device: torch.device,
-              distributed: bool = False) -> TrainState:
+    def build(
+        cls, cfg: TrainConfig, policy: ACTPolicy, device: torch.device, distributed: bool = False
+    ) -> TrainState:
         t = cfg.training
         policy = policy.to(device)
         trainer: nn.Module = policy
@@ -85,30 +98,41 @@ class TrainState:
             policy.to(memory_format=torch.channels_last)
         if distributed:  # DDP averages gradients across ranks
             trainer = nn.parallel.DistributedDataParallel(
-                policy, device_ids=[device.index] if device.type == "cuda" else None)
+                policy, device_ids=[device.index] if device.type == "cuda" else None
+            )
         if t.compile:
             trainer = torch.compile(trainer)  # type: ignore[assignment]
         optimizer = build_optimizer(policy, t, fused=device.type == "cuda")
-        return cls(policy=policy, trainer=trainer, optimizer=optimizer,
-                   scheduler=build_scheduler(optimizer, cfg.scheduler, t.lr, t.num_steps),
-                   scaler=torch.amp.GradScaler(device.type, enabled=t.precision == "fp16"),
-                   training=t, device=device,
-                   first_bad_step=torch.tensor(-1, device=device))
+        return cls(
+            policy=policy,
+            trainer=trainer,
+            optimizer=optimizer,
+            scheduler=build_scheduler(optimizer, cfg.scheduler, t.lr, t.num_steps),
+            scaler=torch.amp.GradScaler(device.type, enabled=t.precision == "fp16"),
+            training=t,
+            device=device,
+            first_bad_step=torch.tensor(-1, device=device),
+        )
 
     @property
     def features(self) -> dict[str, bool]:
         """Which parts of the fast path are on."""
-        return {"fused_adamw": bool(self.optimizer.defaults.get("fused")),
-                "channels_last": self.device.type == "cuda",
-                "compiled": self.trainer is not self.policy
-                and not isinstance(self.trainer, nn.parallel.DistributedDataParallel)}
+        return {
+            "fused_adamw": bool(self.optimizer.defaults.get("fused")),
+            "channels_last": self.device.type == "cuda",
+            "compiled": self.trainer is not self.policy
+            and not isinstance(self.trainer, nn.parallel.DistributedDataParallel),
+        }
 
     def learning_rates(self) -> list[float]:
         """The rates of the next update: [main group, backbone group]."""
         return [g["lr"] for g in self.optimizer.param_groups]
 
-    def train_step(self, batch: dict[str, torch.Tensor], want_grad_norm: bool = False,
-                   ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+    def train_step(
+        self,
+        batch: dict[str, torch.Tensor],
+        want_grad_norm: bool = False,
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
         """One optimizer update that reads nothing back to the host.
 
         Returns (loss parts, grad norm or None), on the device. A non-finite loss is
@@ -131,7 +155,8 @@ class TrainState:
         self.scheduler.step()
         bad_now = ~torch.isfinite(loss.detach())
         self.first_bad_step = self.first_bad_step.masked_fill(
-            bad_now & (self.first_bad_step < 0), self.step)
+            bad_now & (self.first_bad_step < 0), self.step
+        )
         self.step += 1
         return parts, grad_norm
 
@@ -142,10 +167,15 @@ class TrainState:
             raise Diverged(bad)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"step": self.step, "model": self.policy.state_dict(),
-                "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
-                "best_val_loss": self.best_val_loss, "best_val_step": self.best_val_step}
+        return {
+            "step": self.step,
+            "model": self.policy.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "best_val_loss": self.best_val_loss,
+            "best_val_step": self.best_val_step,
+        }
 
     def load_state_dict(self, saved: dict[str, Any], cfg: TrainConfig) -> None:
         """Continue a checkpoint; the schedule's length follows the current num_steps."""

@@ -34,11 +34,11 @@ from act_hydra.validate import ConfigError
 log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://api.wandb.ai"
-OSMO_CREDENTIAL_COMMAND = (
-    "osmo credential set wandb --type GENERIC --payload wandb_api_key=<key>")
+OSMO_CREDENTIAL_COMMAND = "osmo credential set wandb --type GENERIC --payload wandb_api_key=<key>"
 
 
 # ----------------------------------------------------------------------------- credentials
+
 
 def _wandb_settings_files() -> list[Path]:
     """wandb's global settings file, then the local one (./wandb/settings)."""
@@ -117,26 +117,32 @@ def check_wandb_ready(cfg: LoggerConfig) -> None:
     if importlib.util.find_spec("wandb") is None:
         raise ConfigError(
             "logger=wandb needs the wandb package, which is not installed. Fix: pip install "
-            "wandb, or pass logger=none (metrics.jsonl is written either way).")
+            "wandb, or pass logger=none (metrics.jsonl is written either way)."
+        )
     if cfg.mode != "online":
         return
     if _credential_source() is None:
         raise ConfigError(
             "logger.mode='online' needs a W&B API key and none was found: WANDB_API_KEY is not "
             "set and wandb has no stored login (~/.netrc or wandb settings). Fix: export "
-            "WANDB_API_KEY=<key> (on OSMO, store it once with `" + OSMO_CREDENTIAL_COMMAND
+            "WANDB_API_KEY=<key> (on OSMO, store it once with `"
+            + OSMO_CREDENTIAL_COMMAND
             + "`; the workflow maps it to WANDB_API_KEY), or run `wandb login` once on this "
             "machine, or log locally with logger.mode=offline (upload later with `wandb sync "
-            "<run dir>/wandb/offline-run-*`) or turn W&B off with logger.mode=disabled.")
+            "<run dir>/wandb/offline-run-*`) or turn W&B off with logger.mode=disabled."
+        )
     problem = _api_key_format_problem()
     if problem:
         raise ConfigError(
             f"WANDB_API_KEY is set but wandb rejects its format: {problem} Fix: export the key "
-            "shown at https://wandb.ai/authorize (on OSMO: `" + OSMO_CREDENTIAL_COMMAND
-            + "`), or pass logger.mode=offline.")
+            "shown at https://wandb.ai/authorize (on OSMO: `"
+            + OSMO_CREDENTIAL_COMMAND
+            + "`), or pass logger.mode=offline."
+        )
 
 
 # ----------------------------------------------------------------------------- run metadata
+
 
 def _hydra_config():
     """HydraConfig of the running job, or None outside a Hydra run (tests, scripts)."""
@@ -169,7 +175,8 @@ def _sweep_group(sweep_dir: str) -> str:
     """The sweep folder's name; Hydra's default `multirun/<date>/<time>` keeps the date."""
     path = Path(sweep_dir)
     if re.fullmatch(r"\d\d-\d\d-\d\d", path.name) and re.fullmatch(
-            r"\d{4}-\d\d-\d\d", path.parent.name):
+        r"\d{4}-\d\d-\d\d", path.parent.name
+    ):
         return f"{path.parent.name}_{path.name}"
     return path.name
 
@@ -231,8 +238,13 @@ def _name(cfg: LoggerConfig, hc, run_dir: Path) -> str:
 def git_revision() -> str | None:
     """HEAD of the repository holding this package, or None (no git, not a checkout)."""
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
-                             capture_output=True, text=True, timeout=5)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     rev = out.stdout.strip()
@@ -259,11 +271,13 @@ def _rank() -> int:
 
 # ----------------------------------------------------------------------------- logger
 
+
 class WandbLogger:
     """One W&B run. Every method is safe to call whatever happened before."""
 
-    def __init__(self, cfg: LoggerConfig, run_dir: Path, resolved_config: dict,
-                 run_id: str | None = None):
+    def __init__(
+        self, cfg: LoggerConfig, run_dir: Path, resolved_config: dict, run_id: str | None = None
+    ):
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.run = None
@@ -285,26 +299,45 @@ class WandbLogger:
 
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self.run = wandb.init(
-                dir=str(self.run_dir), project=cfg.project, entity=cfg.entity,
-                group=_group(cfg, hc), name=_name(cfg, hc, self.run_dir),
-                tags=list(cfg.tags) or None, notes=cfg.notes, job_type=cfg.job_type,
-                mode=cfg.mode, id=run_id, resume="allow" if run_id else None, config=config,
+                dir=str(self.run_dir),
+                project=cfg.project,
+                entity=cfg.entity,
+                group=_group(cfg, hc),
+                name=_name(cfg, hc, self.run_dir),
+                tags=list(cfg.tags) or None,
+                notes=cfg.notes,
+                job_type=cfg.job_type,
+                mode=cfg.mode,
+                id=run_id,
+                resume="allow" if run_id else None,
+                config=config,
                 # Local sweep workers are reused: never hand back a run left over from an
                 # earlier job of this process.
-                reinit="finish_previous")
+                reinit="finish_previous",
+            )
             self.id = self.run.id
         except Exception as err:  # noqa: BLE001  (W&B must never stop training)
             self.run = None
-            log.warning("W&B is off for this run: wandb.init failed (%s: %s). Training goes on; "
-                        "metrics are still written to metrics.jsonl.", type(err).__name__,
-                        _scrub(str(err)))
+            log.warning(
+                "W&B is off for this run: wandb.init failed (%s: %s). Training goes on; "
+                "metrics are still written to metrics.jsonl.",
+                type(err).__name__,
+                _scrub(str(err)),
+            )
             return
         where = Path(self.run.dir).resolve()
         if self.run_dir.resolve() not in where.parents:
-            log.warning("wandb could not write under %s and uses %s instead.", self.run_dir,
-                        where.parent)
-        log.info("W&B run %s (%s, project %s, group %s, name %s)", self.id, cfg.mode,
-                 cfg.project, self.run.group or "-", self.run.name)
+            log.warning(
+                "wandb could not write under %s and uses %s instead.", self.run_dir, where.parent
+            )
+        log.info(
+            "W&B run %s (%s, project %s, group %s, name %s)",
+            self.id,
+            cfg.mode,
+            cfg.project,
+            self.run.group or "-",
+            self.run.name,
+        )
 
     @property
     def active(self) -> bool:
@@ -315,8 +348,13 @@ class WandbLogger:
             log.debug("W&B %s failed: %s", what, _scrub(str(err)))
             return
         self._log_failed = True
-        log.warning("W&B %s failed (%s: %s); training goes on (further W&B errors are logged at "
-                    "debug level).", what, type(err).__name__, _scrub(str(err)))
+        log.warning(
+            "W&B %s failed (%s: %s); training goes on (further W&B errors are logged at "
+            "debug level).",
+            what,
+            type(err).__name__,
+            _scrub(str(err)),
+        )
 
     def log(self, row: dict) -> None:
         """Log one metrics row at its optimizer step (`row["step"]`, 0-based)."""
@@ -346,8 +384,11 @@ class WandbLogger:
         try:
             import wandb
 
-            art = wandb.Artifact(artifact_name(f"model-{self.id}"), type="model",
-                                 metadata={"files": [p.name for p in files]})
+            art = wandb.Artifact(
+                artifact_name(f"model-{self.id}"),
+                type="model",
+                metadata={"files": [p.name for p in files]},
+            )
             # Online, the upload finishes inside finish(), so wandb may read the files in
             # place. Offline, `wandb sync` reads them later and a resumed run may overwrite
             # last.pt first, so wandb keeps its own copy.
@@ -368,8 +409,12 @@ class WandbLogger:
         try:
             self.run.finish(exit_code=exit_code)
         except Exception as err:  # noqa: BLE001
-            log.warning("W&B finish failed (%s: %s); the run's local files are under %s.",
-                        type(err).__name__, _scrub(str(err)), self.run_dir / "wandb")
+            log.warning(
+                "W&B finish failed (%s: %s); the run's local files are under %s.",
+                type(err).__name__,
+                _scrub(str(err)),
+                self.run_dir / "wandb",
+            )
         # wandb 0.31's run.finish() can return before its core process has flushed the run's
         # files (offline, the run-*.wandb log is sometimes still empty then). Shutting the core
         # down waits for that, so the run dir is complete when we return: what an OSMO upload

@@ -41,8 +41,12 @@ def _scripted(task: str, seed: int) -> dict:
     start = time.perf_counter()
     run = run_scripted(task, seed)
     rep = replay(run, render=False)
-    return {"seed": seed, "ee": run.max_reward, "replay": rep.replay_max_reward,
-            "seconds": time.perf_counter() - start}
+    return {
+        "seed": seed,
+        "ee": run.max_reward,
+        "replay": rep.replay_max_reward,
+        "seconds": time.perf_counter() - start,
+    }
 
 
 def bench_scripted(tasks, episodes: int, workers: int) -> None:
@@ -61,12 +65,16 @@ def bench_scripted(tasks, episodes: int, workers: int) -> None:
             spec = get_task(task)
             stages = ", ".join(
                 f"{name} {sum(r['replay'] >= level for r in results)}"
-                for name, level in spec.stages)
-            failed = [(r["seed"], r["ee"], r["replay"]) for r in results
-                      if r["ee"] < 4 or r["replay"] < 4]
+                for name, level in spec.stages
+            )
+            failed = [
+                (r["seed"], r["ee"], r["replay"]) for r in results if r["ee"] < 4 or r["replay"] < 4
+            ]
             secs = statistics.mean(r["seconds"] for r in results)
-            print(f"| {task} | {ee}/{episodes} | {rep}/{episodes} | {both}/{episodes} | "
-                  f"{stages} | {secs:.2f} |")
+            print(
+                f"| {task} | {ee}/{episodes} | {rep}/{episodes} | {both}/{episodes} | "
+                f"{stages} | {secs:.2f} |"
+            )
             if failed:
                 print(f"  failed (seed, ee max reward, replay max reward): {failed}")
 
@@ -74,35 +82,54 @@ def bench_scripted(tasks, episodes: int, workers: int) -> None:
 def bench_generation(styles, episodes: int, workers: int, height: int, width: int) -> None:
     from act_hydra.aloha_sim import generate_dataset
 
-    print(f"\n## Generation of transfer_cube at {height}x{width} ({episodes} episodes, "
-          f"{workers} workers)")
-    print("| look | s/episode per worker (ee + replay + render + write) | render s | write s "
-          "| wall s/episode | MB/episode |")
+    print(
+        f"\n## Generation of transfer_cube at {height}x{width} ({episodes} episodes, "
+        f"{workers} workers)"
+    )
+    print(
+        "| look | s/episode per worker (ee + replay + render + write) | render s | write s "
+        "| wall s/episode | MB/episode |"
+    )
     print("| --- | --- | --- | --- | --- | --- |")
     for style in styles:
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / f"bench_{style}"
             start = time.perf_counter()
-            generate_dataset(out, "transfer_cube", num_episodes=episodes, height=height,
-                             width=width, render_style=style, num_workers=workers,
-                             progress=False)
+            generate_dataset(
+                out,
+                "transfer_cube",
+                num_episodes=episodes,
+                height=height,
+                width=width,
+                render_style=style,
+                num_workers=workers,
+                progress=False,
+            )
             wall = time.perf_counter() - start
             manifest = json.loads((out / "generation.json").read_text())
-            seconds = {key: statistics.mean(e["seconds"][key] for e in manifest["episodes"])
-                       for key in ("total", "ee", "replay", "render", "write")}
+            seconds = {
+                key: statistics.mean(e["seconds"][key] for e in manifest["episodes"])
+                for key in ("total", "ee", "replay", "render", "write")
+            }
             size = statistics.mean(p.stat().st_size for p in out.glob("episode_*.hdf5")) / 1e6
             s = seconds
-            print(f"| {style} | {s['total']:.1f} ({s['ee']:.2f} + {s['replay']:.2f} + "
-                  f"{s['render']:.1f} + {s['write']:.1f}) | {s['render']:.1f} | "
-                  f"{s['write']:.1f} | {wall / episodes:.1f} | {size:.1f} |")
+            print(
+                f"| {style} | {s['total']:.1f} ({s['ee']:.2f} + {s['replay']:.2f} + "
+                f"{s['render']:.1f} + {s['write']:.1f}) | {s['render']:.1f} | "
+                f"{s['write']:.1f} | {wall / episodes:.1f} | {size:.1f} |"
+            )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--episodes", type=int, default=50, help="scripted episodes per task")
     parser.add_argument("--tasks", nargs="+", default=["transfer_cube", "insertion"])
-    parser.add_argument("--render-episodes", type=int, default=2,
-                        help="episodes generated per look (0: skip the generation benchmark)")
+    parser.add_argument(
+        "--render-episodes",
+        type=int,
+        default=2,
+        help="episodes generated per look (0: skip the generation benchmark)",
+    )
     parser.add_argument("--styles", nargs="+", default=["paper", "fast"])
     parser.add_argument("--height", type=int, default=480)
     parser.add_argument("--width", type=int, default=640)
@@ -110,13 +137,14 @@ def main() -> None:
     args = parser.parse_args()
 
     mj = runtime.import_mujoco()
-    print(f"mujoco {mj.__version__}, MUJOCO_GL={os.environ.get('MUJOCO_GL')}, "
-          f"{os.cpu_count()} CPUs, load average {os.getloadavg()}")
+    print(
+        f"mujoco {mj.__version__}, MUJOCO_GL={os.environ.get('MUJOCO_GL')}, "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()}"
+    )
     if args.episodes > 0:
         bench_scripted(args.tasks, args.episodes, args.workers)
     if args.render_episodes > 0:
-        bench_generation(args.styles, args.render_episodes, args.workers, args.height,
-                         args.width)
+        bench_generation(args.styles, args.render_episodes, args.workers, args.height, args.width)
     print(f"\nload average at the end {os.getloadavg()}")
 
 

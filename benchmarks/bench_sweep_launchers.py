@@ -1,9 +1,9 @@
 """Time the standard 12-job grid with the joblib launcher (parallel) and Hydra's basic launcher
 (sequential), in one invocation, on a tiny config.
 
-    python benchmarks/bench_sweep_launchers.py                        # tiny model, 10 steps a job
+    python benchmarks/bench_sweep_launchers.py                 # tiny model, 10 steps a job
     python benchmarks/bench_sweep_launchers.py --steps 50 --out /tmp/bench
-    python benchmarks/bench_sweep_launchers.py -- model.pretrained_backbone=false   # extra overrides
+    python benchmarks/bench_sweep_launchers.py -- model.pretrained_backbone=false  # extra overrides
 
 Runs, one after the other (basic first, then joblib, unless --order says otherwise):
 
@@ -31,17 +31,30 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # The tiny model and task of the test suite, minus training.batch_size (sweep=default sweeps it).
 TINY = [
-    "model.dim_model=32", "model.n_heads=2", "model.dim_feedforward=64",
-    "model.n_encoder_layers=1", "model.n_decoder_layers=1", "model.n_vae_encoder_layers=1",
-    "model.chunk_size=5", "data.synthetic.num_episodes=4", "data.synthetic.episode_len=12",
-    "data.synthetic.image_size=32", "training.device=cpu", "training.val_batches=1",
+    "model.dim_model=32",
+    "model.n_heads=2",
+    "model.dim_feedforward=64",
+    "model.n_encoder_layers=1",
+    "model.n_decoder_layers=1",
+    "model.n_vae_encoder_layers=1",
+    "model.chunk_size=5",
+    "data.synthetic.num_episodes=4",
+    "data.synthetic.episode_len=12",
+    "data.synthetic.image_size=32",
+    "training.device=cpu",
+    "training.val_batches=1",
 ]
 
 
 def tiny_overrides(steps: int) -> list[str]:
     every = max(1, steps // 4)
-    return [*TINY, f"training.num_steps={steps}", f"training.log_every={every}",
-            f"training.eval_every={every}", f"training.save_every={steps}"]
+    return [
+        *TINY,
+        f"training.num_steps={steps}",
+        f"training.log_every={every}",
+        f"training.eval_every={every}",
+        f"training.save_every={steps}",
+    ]
 
 
 def warm_dataset_cache(overrides: list[str]) -> None:
@@ -67,8 +80,14 @@ def job_wall_times(sweep_dir: Path) -> tuple[int, int, float]:
 
 
 def run_sweep(launcher: str, overrides: list[str], sweep_dir: Path) -> dict:
-    args = [sys.executable, "-m", "act_hydra.train", "sweep=default", *overrides,
-            f"hydra.sweep.dir={sweep_dir}"]
+    args = [
+        sys.executable,
+        "-m",
+        "act_hydra.train",
+        "sweep=default",
+        *overrides,
+        f"hydra.sweep.dir={sweep_dir}",
+    ]
     if launcher == "basic":
         args.append("hydra/launcher=basic")
     env = {**os.environ, "HYDRA_FULL_ERROR": "1"}
@@ -76,19 +95,32 @@ def run_sweep(launcher: str, overrides: list[str], sweep_dir: Path) -> dict:
     proc = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - start
     jobs, completed, job_sum = job_wall_times(sweep_dir)
-    return {"launcher": launcher, "wall_s": wall, "returncode": proc.returncode, "jobs": jobs,
-            "completed": completed, "job_wall_sum_s": job_sum, "command": args,
-            "log_tail": (proc.stdout + proc.stderr)[-3000:]}
+    return {
+        "launcher": launcher,
+        "wall_s": wall,
+        "returncode": proc.returncode,
+        "jobs": jobs,
+        "completed": completed,
+        "job_wall_sum_s": job_sum,
+        "command": args,
+        "log_tail": (proc.stdout + proc.stderr)[-3000:],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bench_sweep_launchers.py", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="bench_sweep_launchers.py",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--steps", type=int, default=10, help="training.num_steps of each job")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="folder for the two sweeps (default: a temporary folder)")
-    parser.add_argument("--order", choices=["basic-first", "joblib-first"],
-                        default="basic-first")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="folder for the two sweeps (default: a temporary folder)",
+    )
+    parser.add_argument("--order", choices=["basic-first", "joblib-first"], default="basic-first")
     parser.add_argument("extra", nargs="*", help="more overrides for every job (after --)")
     args = parser.parse_args(argv)
 
@@ -104,29 +136,39 @@ def main(argv: list[str] | None = None) -> int:
     for launcher in order:
         results[launcher] = run_sweep(launcher, overrides, out / launcher)
         r = results[launcher]
-        print(f"{launcher:>6}: {r['wall_s']:7.1f} s wall, exit {r['returncode']}, "
-              f"{r['completed']}/{r['jobs']} jobs completed, jobs' own wall times sum to "
-              f"{r['job_wall_sum_s']:.1f} s", flush=True)
+        print(
+            f"{launcher:>6}: {r['wall_s']:7.1f} s wall, exit {r['returncode']}, "
+            f"{r['completed']}/{r['jobs']} jobs completed, jobs' own wall times sum to "
+            f"{r['job_wall_sum_s']:.1f} s",
+            flush=True,
+        )
     load_after = os.getloadavg()
 
     basic, joblib_ = results["basic"], results["joblib"]
     print()
-    print(f"command: python -m act_hydra.train sweep=default {' '.join(overrides)} "
-          "[hydra/launcher=basic]")
-    print(f"machine: {cpus} CPUs; load average (1/5/15 min) before "
-          f"{'/'.join(f'{x:.2f}' for x in load_before)}, after "
-          f"{'/'.join(f'{x:.2f}' for x in load_after)}")
+    print(
+        f"command: python -m act_hydra.train sweep=default {' '.join(overrides)} "
+        "[hydra/launcher=basic]"
+    )
+    print(
+        f"machine: {cpus} CPUs; load average (1/5/15 min) before "
+        f"{'/'.join(f'{x:.2f}' for x in load_before)}, after "
+        f"{'/'.join(f'{x:.2f}' for x in load_after)}"
+    )
     print(f"basic (sequential): {basic['wall_s']:.1f} s")
     print(f"joblib (parallel):  {joblib_['wall_s']:.1f} s")
     print(f"ratio basic/joblib: {basic['wall_s'] / joblib_['wall_s']:.2f}x")
     print(f"sweep folders: {out}/basic, {out}/joblib")
-    ok = all(r["returncode"] == 0 and r["jobs"] == 12 and r["completed"] == 12
-             for r in results.values())
+    ok = all(
+        r["returncode"] == 0 and r["jobs"] == 12 and r["completed"] == 12 for r in results.values()
+    )
     if not ok:
         for r in results.values():
             if r["returncode"] != 0 or r["completed"] != 12:
-                print(f"\n{r['launcher']} sweep did not complete all 12 jobs:\n{r['log_tail']}",
-                      file=sys.stderr)
+                print(
+                    f"\n{r['launcher']} sweep did not complete all 12 jobs:\n{r['log_tail']}",
+                    file=sys.stderr,
+                )
     return 0 if ok else 1
 
 

@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
-import dataclasses
 import json
 import math
 import os
@@ -58,6 +57,7 @@ from act_hydra.data import (
     EpisodeDataset,
     StepBatchSampler,
     compute_norm_stats,
+    resolve_dataset_dir,
     scan_dataset,
     split_episodes,
     write_episode,
@@ -65,7 +65,6 @@ from act_hydra.data import (
 from act_hydra.errors import ActHydraError, ConfigError
 from act_hydra.model import ACTPolicy, count_trainable_parameters
 from act_hydra.schedule import build_scheduler
-from act_hydra.data import resolve_dataset_dir
 from act_hydra.train import pick_device, seed_everything, to_device
 from act_hydra.train_state import TrainState, build_optimizer, build_train_loader
 from act_hydra.validate import validate_config
@@ -102,9 +101,17 @@ class BenchOptions:
 
 # ----------------------------------------------------------------------------- episodes
 
-def make_episodes(out_dir: str | Path, num_episodes: int, length: int, height: int = 480,
-                  width: int = 640, camera_names: tuple[str, ...] = ("top",), state_dim: int = 14,
-                  seed: int = 0) -> Path:
+
+def make_episodes(
+    out_dir: str | Path,
+    num_episodes: int,
+    length: int,
+    height: int = 480,
+    width: int = 640,
+    camera_names: tuple[str, ...] = ("top",),
+    state_dim: int = 14,
+    seed: int = 0,
+) -> Path:
     """Write ``num_episodes`` episodes of random images in the original recorder's layout
     (``episode_<i>.hdf5``, (T, H, W, 3) uint8 frames chunked one per frame), so the data
     benchmark can be reproduced anywhere. Existing episodes of that shape are reused."""
@@ -118,8 +125,10 @@ def make_episodes(out_dir: str | Path, num_episodes: int, length: int, height: i
         t = np.linspace(0.0, 1.0, length, dtype=np.float32)[:, None]
         qpos = np.sin(2 * np.pi * t + rng.uniform(0, 1, state_dim)).astype(np.float32)
         action = np.roll(qpos, -1, axis=0)
-        images = {c: rng.integers(0, 256, (length, height, width, 3), dtype=np.uint8)
-                  for c in camera_names}
+        images = {
+            c: rng.integers(0, 256, (length, height, width, 3), dtype=np.uint8)
+            for c in camera_names
+        }
         write_episode(path, qpos, None, action, images, sim=True)
     return out
 
@@ -127,13 +136,15 @@ def make_episodes(out_dir: str | Path, num_episodes: int, length: int, height: i
 def _episode_matches(path: Path, length: int, height: int, width: int, cameras) -> bool:
     try:
         with h5py.File(path, "r") as f:
-            return all(f[f"observations/images/{c}"].shape == (length, height, width, 3)
-                       for c in cameras)
+            return all(
+                f[f"observations/images/{c}"].shape == (length, height, width, 3) for c in cameras
+            )
     except (OSError, KeyError):
         return False
 
 
 # ----------------------------------------------------------------------------- data
+
 
 class NaiveEpisodeReader(Dataset):
     """The original ACT's reader (act:utils.py ``EpisodicDataset.__getitem__``), over the same
@@ -159,8 +170,7 @@ class NaiveEpisodeReader(Dataset):
             episode_len = original_action_shape[0]
             qpos = root["/observations/qpos"][start_ts]
             _qvel = root["/observations/qvel"][start_ts]
-            image_dict = {c: root[f"/observations/images/{c}"][start_ts]
-                          for c in self.camera_names}
+            image_dict = {c: root[f"/observations/images/{c}"][start_ts] for c in self.camera_names}
             first = start_ts if is_sim else max(0, start_ts - 1)
             action = root["/action"][first:]
             action_len = episode_len - first
@@ -178,15 +188,25 @@ class NaiveEpisodeReader(Dataset):
         return image_data, qpos_data, action_data, torch.from_numpy(is_pad).bool()
 
 
-def naive_loader(dataset: NaiveEpisodeReader, batch_size: int, seed: int,
-                 device: torch.device) -> DataLoader:
+def naive_loader(
+    dataset: NaiveEpisodeReader, batch_size: int, seed: int, device: torch.device
+) -> DataLoader:
     """The original's DataLoader settings: one worker, prefetch_factor=1, pinned memory."""
-    return DataLoader(dataset, batch_sampler=StepBatchSampler(len(dataset), batch_size, seed),
-                      num_workers=1, prefetch_factor=1, pin_memory=device.type == "cuda")
+    return DataLoader(
+        dataset,
+        batch_sampler=StepBatchSampler(len(dataset), batch_size, seed),
+        num_workers=1,
+        prefetch_factor=1,
+        pin_memory=device.type == "cuda",
+    )
 
 
-def loader_throughput(loader: DataLoader, batch_size: int, batches: int, warmup: int,
-                      ) -> dict[str, float]:
+def loader_throughput(
+    loader: DataLoader,
+    batch_size: int,
+    batches: int,
+    warmup: int,
+) -> dict[str, float]:
     """Samples/s over ``batches`` batches after ``warmup`` (which absorb worker start-up; at
     least one per worker, so no backlog of finished batches inflates the timed window)."""
     it = iter(loader)
@@ -198,13 +218,18 @@ def loader_throughput(loader: DataLoader, batch_size: int, batches: int, warmup:
         next(it)
     elapsed = time.perf_counter() - t1
     del it
-    return {"samples_per_s": batches * batch_size / elapsed,
-            "ms_per_batch": 1e3 * elapsed / batches,
-            "warmup_s": t1 - t0, "timed_batches": batches, "warmup_batches": warmup}
+    return {
+        "samples_per_s": batches * batch_size / elapsed,
+        "ms_per_batch": 1e3 * elapsed / batches,
+        "warmup_s": t1 - t0,
+        "timed_batches": batches,
+        "warmup_batches": warmup,
+    }
 
 
-def benchmark_data(cfg: TrainConfig, info, train_ids: list[int], norm_stats, device,
-                   opts: BenchOptions) -> dict[str, Any]:
+def benchmark_data(
+    cfg: TrainConfig, info, train_ids: list[int], norm_stats, device, opts: BenchOptions
+) -> dict[str, Any]:
     t, d = cfg.training, cfg.data
     cams = list(d.camera_names)
     readers: dict[str, dict[str, Any]] = {}
@@ -213,10 +238,17 @@ def benchmark_data(cfg: TrainConfig, info, train_ids: list[int], norm_stats, dev
     lengths = np.array([info.episode_lengths[e] for e in train_ids], np.int64)
     naive = NaiveEpisodeReader(paths, lengths, cams, norm_stats)
     readers["naive"] = {
-        "label": "naive: reopen HDF5 per sample, 1 worker", "num_workers": 1,
-        "pin_memory": device.type == "cuda", "setup_s": 0.0,
-        **loader_throughput(naive_loader(naive, t.batch_size, t.seed, device), t.batch_size,
-                            opts.data_batches, warmup=1)}
+        "label": "naive: reopen HDF5 per sample, 1 worker",
+        "num_workers": 1,
+        "pin_memory": device.type == "cuda",
+        "setup_s": 0.0,
+        **loader_throughput(
+            naive_loader(naive, t.batch_size, t.seed, device),
+            t.batch_size,
+            opts.data_batches,
+            warmup=1,
+        ),
+    }
 
     variants = [("project", d.preload_max_mib)]
     t0 = time.perf_counter()
@@ -232,24 +264,34 @@ def benchmark_data(cfg: TrainConfig, info, train_ids: list[int], norm_stats, dev
         how = "preload in RAM" if dataset.preloaded else "open handles per worker"
         loader = build_train_loader(dataset, cfg.training, cfg.data.num_workers, device)
         readers[name] = {
-            "label": f"EpisodeDataset, {how}, {d.num_workers} workers", "preloaded":
-            dataset.preloaded, "num_workers": d.num_workers, "pin_memory": loader.pin_memory,
+            "label": f"EpisodeDataset, {how}, {d.num_workers} workers",
+            "preloaded": dataset.preloaded,
+            "num_workers": d.num_workers,
+            "pin_memory": loader.pin_memory,
             "persistent_workers": loader.persistent_workers,
-            "prefetch_factor": loader.prefetch_factor, "setup_s": setup,
-            **loader_throughput(loader, t.batch_size, opts.data_batches,
-                                warmup=max(1, d.num_workers))}
+            "prefetch_factor": loader.prefetch_factor,
+            "setup_s": setup,
+            **loader_throughput(
+                loader, t.batch_size, opts.data_batches, warmup=max(1, d.num_workers)
+            ),
+        }
         del loader
         dataset.close()
     base = readers["naive"]["samples_per_s"]
     for r in readers.values():
         r["speedup_vs_naive"] = r["samples_per_s"] / base
     h, w = info.image_shapes[cams[0]][:2]
-    return {"batch_size": t.batch_size, "image_shape": [len(cams), 3, h, w],
-            "train_episodes": len(train_ids), "train_samples": int(lengths.sum()),
-            "readers": readers}
+    return {
+        "batch_size": t.batch_size,
+        "image_shape": [len(cams), 3, h, w],
+        "train_episodes": len(train_ids),
+        "train_samples": int(lengths.sum()),
+        "readers": readers,
+    }
 
 
 # ----------------------------------------------------------------------------- memory, FLOPs
+
 
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
@@ -267,15 +309,20 @@ def reset_peak_memory(device: torch.device) -> None:
 
 def peak_memory(device: torch.device) -> dict[str, Any]:
     if device.type == "cuda":
-        return {"peak_memory_mib": torch.cuda.max_memory_allocated(device) / MIB,
-                "memory_kind": "cuda max allocated"}
+        return {
+            "peak_memory_mib": torch.cuda.max_memory_allocated(device) / MIB,
+            "memory_kind": "cuda max allocated",
+        }
     with contextlib.suppress(OSError, ValueError, StopIteration):
-        line = next(x for x in Path("/proc/self/status").read_text().splitlines()
-                    if x.startswith("VmHWM:"))
+        line = next(
+            x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith("VmHWM:")
+        )
         return {"peak_memory_mib": int(line.split()[1]) / 1024, "memory_kind": "CPU peak RSS"}
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
-    return {"peak_memory_mib": rss / (MIB if sys.platform == "darwin" else 1024),
-            "memory_kind": "CPU peak RSS (process lifetime)"}
+    return {
+        "peak_memory_mib": rss / (MIB if sys.platform == "darwin" else 1024),
+        "memory_kind": "CPU peak RSS (process lifetime)",
+    }
 
 
 def count_step_flops(policy: ACTPolicy, batch: dict[str, torch.Tensor], kl_weight: float) -> int:
@@ -291,8 +338,9 @@ def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     with contextlib.suppress(OSError, StopIteration):
-        line = next(x for x in Path("/proc/cpuinfo").read_text().splitlines()
-                    if x.startswith("model name"))
+        line = next(
+            x for x in Path("/proc/cpuinfo").read_text().splitlines() if x.startswith("model name")
+        )
         return line.split(":", 1)[1].strip()
     return platform.processor() or platform.machine() or device.type
 
@@ -311,6 +359,7 @@ def peak_tflops(device: torch.device, precision: str, override: float | None) ->
 
 # ----------------------------------------------------------------------------- steps
 
+
 @contextlib.contextmanager
 def tf32_flags(precision: str):
     """TF32 on for training.precision=tf32 (as train.py sets it), restored afterwards."""
@@ -324,8 +373,14 @@ def tf32_flags(precision: str):
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
-def plain_step(policy, optimizer, scheduler, batch, kl_weight: float, grad_clip_norm: float,
-               ) -> dict[str, float]:
+def plain_step(
+    policy,
+    optimizer,
+    scheduler,
+    batch,
+    kl_weight: float,
+    grad_clip_norm: float,
+) -> dict[str, float]:
     """The original ACT's step: fp32 eager, losses read back (a host sync) every step."""
     loss, parts = policy(batch, kl_weight)
     loss.backward()
@@ -338,12 +393,20 @@ def plain_step(policy, optimizer, scheduler, batch, kl_weight: float, grad_clip_
 
 
 def _timing(elapsed: float, steps: int, batch_size: int) -> dict[str, float]:
-    return {"ms_per_step": 1e3 * elapsed / steps,
-            "samples_per_s": steps * batch_size / elapsed, "timed_steps": steps}
+    return {
+        "ms_per_step": 1e3 * elapsed / steps,
+        "samples_per_s": steps * batch_size / elapsed,
+        "timed_steps": steps,
+    }
 
 
-def run_plain(policy0: ACTPolicy, cfg: TrainConfig, staged: list, device, opts: BenchOptions,
-              ) -> dict[str, Any]:
+def run_plain(
+    policy0: ACTPolicy,
+    cfg: TrainConfig,
+    staged: list,
+    device,
+    opts: BenchOptions,
+) -> dict[str, Any]:
     """The plain path; its first (untimed) warm-up step also counts the FLOPs of a step."""
     t = cfg.training
     policy = copy.deepcopy(policy0).to(device).train()
@@ -360,17 +423,32 @@ def run_plain(policy0: ACTPolicy, cfg: TrainConfig, staged: list, device, opts: 
             start = time.perf_counter()
         counting = step == 0 and opts.warmup > 0
         with FlopCounterMode(display=False) if counting else contextlib.nullcontext() as fc:
-            losses.append(plain_step(policy, optimizer, scheduler, staged[step % len(staged)],
-                                     t.kl_weight, t.grad_clip_norm)["loss"])
+            losses.append(
+                plain_step(
+                    policy,
+                    optimizer,
+                    scheduler,
+                    staged[step % len(staged)],
+                    t.kl_weight,
+                    t.grad_clip_norm,
+                )["loss"]
+            )
         if counting:
             flops = int(fc.get_total_flops())
     _sync(device)
     elapsed = time.perf_counter() - start
-    out = {"label": "plain fp32 eager, .item() every step", "precision": "fp32",
-           "fused_adamw": False, "channels_last": False, "compiled": False,
-           "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
-           "tf32_cudnn": torch.backends.cudnn.allow_tf32 if device.type == "cuda" else False,
-           **_timing(elapsed, opts.steps, t.batch_size), **peak_memory(device), "losses": losses}
+    out = {
+        "label": "plain fp32 eager, .item() every step",
+        "precision": "fp32",
+        "fused_adamw": False,
+        "channels_last": False,
+        "compiled": False,
+        "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
+        "tf32_cudnn": torch.backends.cudnn.allow_tf32 if device.type == "cuda" else False,
+        **_timing(elapsed, opts.steps, t.batch_size),
+        **peak_memory(device),
+        "losses": losses,
+    }
     if flops is None:  # no warm-up step to count in
         flops = count_step_flops(policy0, staged[0], t.kl_weight)
     return out, flops
@@ -379,8 +457,9 @@ def run_plain(policy0: ACTPolicy, cfg: TrainConfig, staged: list, device, opts: 
 class FastPath:
     """Training's own TrainState (one process) with this path's precision and compile flag."""
 
-    def __init__(self, policy0: ACTPolicy, cfg: TrainConfig, device, precision: str,
-                 compile_: bool):
+    def __init__(
+        self, policy0: ACTPolicy, cfg: TrainConfig, device, precision: str, compile_: bool
+    ):
         self.precision = precision
         fast_cfg = copy.deepcopy(cfg)
         fast_cfg.training.precision = Precision(precision)
@@ -398,14 +477,29 @@ class FastPath:
 
     def describe(self) -> dict[str, Any]:
         on = self.state.features
-        features = [self.precision] + [name for name, key in (
-            ("fused AdamW", "fused_adamw"), ("channels-last", "channels_last"),
-            ("compiled", "compiled")) if on[key]] + ["no host sync"]
+        features = (
+            [self.precision]
+            + [
+                name
+                for name, key in (
+                    ("fused AdamW", "fused_adamw"),
+                    ("channels-last", "channels_last"),
+                    ("compiled", "compiled"),
+                )
+                if on[key]
+            ]
+            + ["no host sync"]
+        )
         return {"label": "fast: " + ", ".join(features), "precision": self.precision, **on}
 
 
-def run_fast(fast: FastPath, cfg: TrainConfig, staged: list, device, opts: BenchOptions,
-             ) -> dict[str, Any]:
+def run_fast(
+    fast: FastPath,
+    cfg: TrainConfig,
+    staged: list,
+    device,
+    opts: BenchOptions,
+) -> dict[str, Any]:
     t = cfg.training
     torch.manual_seed(t.seed)  # dropout and the CVAE's z draw the same numbers as the plain path
     losses: list[torch.Tensor] = []
@@ -422,14 +516,19 @@ def run_fast(fast: FastPath, cfg: TrainConfig, staged: list, device, opts: Bench
         _sync(device)
         elapsed = time.perf_counter() - start
     bad = int(fast.first_bad_step)
-    return {**fast.describe(), "warmup_s": warmup_s, "first_non_finite_step": bad if bad >= 0
-            else None,
-            **_timing(elapsed, opts.steps, t.batch_size), **peak_memory(device),
-            "losses": torch.stack(losses).float().cpu().tolist()}
+    return {
+        **fast.describe(),
+        "warmup_s": warmup_s,
+        "first_non_finite_step": bad if bad >= 0 else None,
+        **_timing(elapsed, opts.steps, t.batch_size),
+        **peak_memory(device),
+        "losses": torch.stack(losses).float().cpu().tolist(),
+    }
 
 
-def run_fast_loader(fast: FastPath, cfg: TrainConfig, loader: DataLoader, device,
-                    opts: BenchOptions) -> dict[str, Any]:
+def run_fast_loader(
+    fast: FastPath, cfg: TrainConfig, loader: DataLoader, device, opts: BenchOptions
+) -> dict[str, Any]:
     """The fast step fed by the training loader, as in train.py; time blocked in next()."""
     t = cfg.training
     batches = iter(loader)
@@ -448,10 +547,13 @@ def run_fast_loader(fast: FastPath, cfg: TrainConfig, loader: DataLoader, device
         elapsed = time.perf_counter() - start
     del batches
     workers = cfg.data.num_workers
-    return {**fast.describe(), "label": f"fast, fed by the loader ({workers} workers)",
-            "num_workers": workers,
-            "data_wait_ms_per_step": 1e3 * wait / opts.steps,
-            **_timing(elapsed, opts.steps, t.batch_size)}
+    return {
+        **fast.describe(),
+        "label": f"fast, fed by the loader ({workers} workers)",
+        "num_workers": workers,
+        "data_wait_ms_per_step": 1e3 * wait / opts.steps,
+        **_timing(elapsed, opts.steps, t.batch_size),
+    }
 
 
 def compare_losses(plain: list[float], fast: list[float], precision: str) -> dict[str, Any]:
@@ -465,10 +567,19 @@ def compare_losses(plain: list[float], fast: list[float], precision: str) -> dic
     tail = abs(a[-window:].mean() - b[-window:].mean()) / max(abs(a[-window:].mean()), 1e-12)
     tol = LOSS_TOLERANCE[precision]
     finite = bool(np.isfinite(a).all() and np.isfinite(b).all())
-    return {"steps": len(a), "precision": precision, "plain": a.tolist(), "fast": b.tolist(),
-            "max_rel_diff": float(rel.max()), "mean_rel_diff": float(rel.mean()),
-            "tail_window": window, "tail_mean_rel_diff": float(tail), "tolerance": tol,
-            "finite": finite, "within_tolerance": finite and float(tail) <= tol}
+    return {
+        "steps": len(a),
+        "precision": precision,
+        "plain": a.tolist(),
+        "fast": b.tolist(),
+        "max_rel_diff": float(rel.max()),
+        "mean_rel_diff": float(rel.mean()),
+        "tail_window": window,
+        "tail_mean_rel_diff": float(tail),
+        "tolerance": tol,
+        "finite": finite,
+        "within_tolerance": finite and float(tail) <= tol,
+    }
 
 
 def _flop_rates(result: dict[str, Any], flops: int, device, override) -> None:
@@ -479,15 +590,18 @@ def _flop_rates(result: dict[str, Any], flops: int, device, override) -> None:
     result["mfu"] = per_s / (peak * 1e12) if peak else None
 
 
-def benchmark_steps(cfg: TrainConfig, info, train_ids, norm_stats, device,
-                    opts: BenchOptions) -> dict[str, Any]:
+def benchmark_steps(
+    cfg: TrainConfig, info, train_ids, norm_stats, device, opts: BenchOptions
+) -> dict[str, Any]:
     t, m = cfg.training, cfg.model
     cams = list(cfg.data.camera_names)
     dataset = EpisodeDataset(info, train_ids, m.chunk_size, cams, cfg.data.preload_max_mib)
     sampler = StepBatchSampler(len(dataset), t.batch_size, t.seed)
     n_staged = max(1, min(opts.warmup + opts.steps, opts.staged_batches))
-    staged = [to_device(default_collate([dataset[i] for i in sampler.batch(s)]), device)
-              for s in range(n_staged)]
+    staged = [
+        to_device(default_collate([dataset[i] for i in sampler.batch(s)]), device)
+        for s in range(n_staged)
+    ]
     _sync(device)
 
     staged_mib = sum(v.numel() * v.element_size() for b in staged for v in b.values()) / MIB
@@ -502,12 +616,18 @@ def benchmark_steps(cfg: TrainConfig, info, train_ids, norm_stats, device,
         m.pretrained_backbone = False
         seed_everything(t.seed)
         policy0 = ACTPolicy(m, info.state_dim, info.action_dim, norm_stats)
-        notes.append("ImageNet weights not cached: the backbone starts from random weights "
-                     "(step time and FLOPs are the same)")
+        notes.append(
+            "ImageNet weights not cached: the backbone starts from random weights "
+            "(step time and FLOPs are the same)"
+        )
 
     precision = opts.fast_precision or (
-        t.precision if t.precision != "fp32"
-        else "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32")
+        t.precision
+        if t.precision != "fp32"
+        else "bf16"
+        if device.type == "cuda" and torch.cuda.is_bf16_supported()
+        else "fp32"
+    )
 
     plain, flops = run_plain(policy0, cfg, staged, device, opts)
     if device.type == "cuda":
@@ -529,21 +649,33 @@ def benchmark_steps(cfg: TrainConfig, info, train_ids, norm_stats, device,
         r["speedup_vs_plain"] = r["samples_per_s"] / base
     loss_check = compare_losses(plain.pop("losses"), fast_result.pop("losses"), precision)
     if fast.state.features["compiled"]:
-        notes.append("the compiled fast path draws dropout and z from Inductor's RNG, not the "
-                     "eager one: its per-step losses differ from plain by dropout noise; compare "
-                     "the windowed mean")
+        notes.append(
+            "the compiled fast path draws dropout and z from Inductor's RNG, not the "
+            "eager one: its per-step losses differ from plain by dropout noise; compare "
+            "the windowed mean"
+        )
     loader_result["waits_on_data"] = (
-        loader_result["ms_per_step"] > 1.05 * fast_result["ms_per_step"])
-    return {"batch_size": t.batch_size, "warmup_steps": opts.warmup, "timed_steps": opts.steps,
-            "staged_batches": n_staged, "staged_batches_mib": staged_mib,
-            "trainable_parameters":
-            count_trainable_parameters(policy0), "pretrained_backbone": m.pretrained_backbone,
-            "flops_per_step": flops, "flops_per_sample": flops / t.batch_size,
-            "flop_counter": "torch.utils.flop_counter.FlopCounterMode, forward + backward",
-            "paths": results, "loss_check": loss_check, "notes": notes}
+        loader_result["ms_per_step"] > 1.05 * fast_result["ms_per_step"]
+    )
+    return {
+        "batch_size": t.batch_size,
+        "warmup_steps": opts.warmup,
+        "timed_steps": opts.steps,
+        "staged_batches": n_staged,
+        "staged_batches_mib": staged_mib,
+        "trainable_parameters": count_trainable_parameters(policy0),
+        "pretrained_backbone": m.pretrained_backbone,
+        "flops_per_step": flops,
+        "flops_per_sample": flops / t.batch_size,
+        "flop_counter": "torch.utils.flop_counter.FlopCounterMode, forward + backward",
+        "paths": results,
+        "loss_check": loss_check,
+        "notes": notes,
+    }
 
 
 # ----------------------------------------------------------------------------- driver
+
 
 def run_benchmark(overrides: list[str], opts: BenchOptions | None = None) -> dict[str, Any]:
     """Compose the training config from ``overrides`` and run the benchmark; returns the
@@ -565,23 +697,35 @@ def run_benchmark(overrides: list[str], opts: BenchOptions | None = None) -> dic
 
     dataset_dir = resolve_dataset_dir(cfg.data)
     info = scan_dataset(dataset_dir, list(cfg.data.camera_names))
-    train_ids, _ = split_episodes(len(info.episode_paths), cfg.data.train_ratio,
-                                  cfg.data.split_seed)
+    train_ids, _ = split_episodes(
+        len(info.episode_paths), cfg.data.train_ratio, cfg.data.split_seed
+    )
     norm_stats = compute_norm_stats(info, train_ids)
     h, w = info.image_shapes[cfg.data.camera_names[0]][:2]
     result: dict[str, Any] = {
-        "overrides": list(overrides), "options": asdict(opts),
+        "overrides": list(overrides),
+        "options": asdict(opts),
         "environment": {
-            "device": str(device), "device_name": device_name(device),
-            "torch": torch.__version__, "python": platform.python_version(),
-            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()},
+            "device": str(device),
+            "device_name": device_name(device),
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+        },
         "config": {
-            "model": cfg.model.name, "dim_model": cfg.model.dim_model,
-            "chunk_size": cfg.model.chunk_size, "batch_size": t.batch_size,
-            "cameras": list(cfg.data.camera_names), "image_hw": [h, w],
-            "dataset_dir": str(dataset_dir), "num_workers": cfg.data.num_workers,
-            "preload_max_mib": cfg.data.preload_max_mib, "precision": t.precision,
-            "compile": t.compile},
+            "model": cfg.model.name,
+            "dim_model": cfg.model.dim_model,
+            "chunk_size": cfg.model.chunk_size,
+            "batch_size": t.batch_size,
+            "cameras": list(cfg.data.camera_names),
+            "image_hw": [h, w],
+            "dataset_dir": str(dataset_dir),
+            "num_workers": cfg.data.num_workers,
+            "preload_max_mib": cfg.data.preload_max_mib,
+            "precision": t.precision,
+            "compile": t.compile,
+        },
     }
     if opts.only in (None, "data"):
         result["data"] = benchmark_data(cfg, info, train_ids, norm_stats, device, opts)
@@ -596,57 +740,84 @@ def _fmt(value, spec: str, missing: str = "n/a") -> str:
 
 def format_table(result: dict[str, Any]) -> str:
     env, c = result["environment"], result["config"]
-    lines = [f"act-hydra benchmark: {env['device']} ({env['device_name']}), torch "
-             f"{env['torch']}, {env['cpu_count']} CPUs, {env['torch_threads']} torch threads",
-             f"model {c['model']} (dim {c['dim_model']}, chunk {c['chunk_size']}), batch "
-             f"{c['batch_size']}, cameras {c['cameras']} at {c['image_hw'][0]}x"
-             f"{c['image_hw'][1]}"]
+    lines = [
+        f"act-hydra benchmark: {env['device']} ({env['device_name']}), torch "
+        f"{env['torch']}, {env['cpu_count']} CPUs, {env['torch_threads']} torch threads",
+        f"model {c['model']} (dim {c['dim_model']}, chunk {c['chunk_size']}), batch "
+        f"{c['batch_size']}, cameras {c['cameras']} at {c['image_hw'][0]}x"
+        f"{c['image_hw'][1]}",
+    ]
     if "data" in result:
         d = result["data"]
         first = next(iter(d["readers"].values()))
-        lines += ["", f"data loader: {d['train_samples']} samples in {d['train_episodes']} "
-                  f"episodes, {first['timed_batches']} timed batches of {d['batch_size']}",
-                  f"  {'reader':<52} {'samples/s':>10} {'ms/batch':>9} {'vs naive':>9}"]
+        lines += [
+            "",
+            f"data loader: {d['train_samples']} samples in {d['train_episodes']} "
+            f"episodes, {first['timed_batches']} timed batches of {d['batch_size']}",
+            f"  {'reader':<52} {'samples/s':>10} {'ms/batch':>9} {'vs naive':>9}",
+        ]
         for r in d["readers"].values():
-            lines.append(f"  {r['label']:<52} {r['samples_per_s']:>10.1f} "
-                         f"{r['ms_per_batch']:>9.1f} {r['speedup_vs_naive']:>8.2f}x")
+            lines.append(
+                f"  {r['label']:<52} {r['samples_per_s']:>10.1f} "
+                f"{r['ms_per_batch']:>9.1f} {r['speedup_vs_naive']:>8.2f}x"
+            )
     if "step" in result:
         s = result["step"]
-        labels = {key: r["label"] if key != "fast_loader" else
-                  f"{r['label']}: waits {r['data_wait_ms_per_step']:.1f} ms/step"
-                  for key, r in s["paths"].items()}
+        labels = {
+            key: r["label"]
+            if key != "fast_loader"
+            else f"{r['label']}: waits {r['data_wait_ms_per_step']:.1f} ms/step"
+            for key, r in s["paths"].items()
+        }
         width = max(len(x) for x in labels.values())
-        lines += ["", f"training step: {s['timed_steps']} timed steps after {s['warmup_steps']} "
-                  f"warm-up, batch {s['batch_size']}, {s['trainable_parameters']:,} params, "
-                  f"{s['flops_per_step'] / 1e9:.2f} GFLOP/step (fwd+bwd, counted)",
-                  f"  {'path':<{width}} {'ms/step':>8} {'samples/s':>10} {'speedup':>8} "
-                  f"{'peak MiB':>9} {'TFLOP/s':>8} {'MFU':>6}"]
+        lines += [
+            "",
+            f"training step: {s['timed_steps']} timed steps after {s['warmup_steps']} "
+            f"warm-up, batch {s['batch_size']}, {s['trainable_parameters']:,} params, "
+            f"{s['flops_per_step'] / 1e9:.2f} GFLOP/step (fwd+bwd, counted)",
+            f"  {'path':<{width}} {'ms/step':>8} {'samples/s':>10} {'speedup':>8} "
+            f"{'peak MiB':>9} {'TFLOP/s':>8} {'MFU':>6}",
+        ]
         for key, r in s["paths"].items():
             mem = _fmt(r.get("peak_memory_mib"), ".0f", "-")
             mfu = _fmt(r["mfu"] and 100 * r["mfu"], ".1f") + ("%" if r["mfu"] else "")
-            lines.append(f"  {labels[key]:<{width}} {r['ms_per_step']:>8.1f} "
-                         f"{r['samples_per_s']:>10.1f} {r['speedup_vs_plain']:>7.2f}x {mem:>9} "
-                         f"{r['tflops_per_s']:>8.3f} {mfu:>6}")
+            lines.append(
+                f"  {labels[key]:<{width}} {r['ms_per_step']:>8.1f} "
+                f"{r['samples_per_s']:>10.1f} {r['speedup_vs_plain']:>7.2f}x {mem:>9} "
+                f"{r['tflops_per_s']:>8.3f} {mfu:>6}"
+            )
         mem_kind = s["paths"]["plain"]["memory_kind"] + (
             f", includes {s['staged_batches_mib']:.0f} MiB of staged batches"
-            if s["paths"]["plain"]["memory_kind"].startswith("cuda") else "")
-        peaks = {f"{r['peak_tflops']:g} TFLOP/s ({r['precision']})"
-                 for r in s["paths"].values() if r["peak_tflops"]}
-        lines.append(f"  peak memory: {mem_kind}; MFU: counted FLOP/s over the dense peak of "
-                     "each path's precision, " + (", ".join(sorted(peaks)) if peaks else
-                                                  "n/a (unknown device peak: --peak-tflops)"))
+            if s["paths"]["plain"]["memory_kind"].startswith("cuda")
+            else ""
+        )
+        peaks = {
+            f"{r['peak_tflops']:g} TFLOP/s ({r['precision']})"
+            for r in s["paths"].values()
+            if r["peak_tflops"]
+        }
+        lines.append(
+            f"  peak memory: {mem_kind}; MFU: counted FLOP/s over the dense peak of "
+            "each path's precision, "
+            + (", ".join(sorted(peaks)) if peaks else "n/a (unknown device peak: --peak-tflops)")
+        )
         lc = s["loss_check"]
         verdict = "within" if lc["within_tolerance"] else "OUTSIDE"
-        lines += ["", f"loss check: {lc['steps']} steps from the same init, seed and batches, "
-                  f"plain fp32 vs fast {lc['precision']}",
-                  f"  per-step rel diff: max {lc['max_rel_diff']:.2e}, mean "
-                  f"{lc['mean_rel_diff']:.2e}; mean loss of the last {lc['tail_window']} steps: "
-                  f"rel diff {lc['tail_mean_rel_diff']:.2e} ({verdict} tolerance "
-                  f"{lc['tolerance']:g})",
-                  "  loss plain: " + " ".join(f"{v:.4f}" for v in lc["plain"][:8])
-                  + (" ..." if lc["steps"] > 8 else ""),
-                  "  loss fast:  " + " ".join(f"{v:.4f}" for v in lc["fast"][:8])
-                  + (" ..." if lc["steps"] > 8 else "")]
+        lines += [
+            "",
+            f"loss check: {lc['steps']} steps from the same init, seed and batches, "
+            f"plain fp32 vs fast {lc['precision']}",
+            f"  per-step rel diff: max {lc['max_rel_diff']:.2e}, mean "
+            f"{lc['mean_rel_diff']:.2e}; mean loss of the last {lc['tail_window']} steps: "
+            f"rel diff {lc['tail_mean_rel_diff']:.2e} ({verdict} tolerance "
+            f"{lc['tolerance']:g})",
+            "  loss plain: "
+            + " ".join(f"{v:.4f}" for v in lc["plain"][:8])
+            + (" ..." if lc["steps"] > 8 else ""),
+            "  loss fast:  "
+            + " ".join(f"{v:.4f}" for v in lc["fast"][:8])
+            + (" ..." if lc["steps"] > 8 else ""),
+        ]
         lines += [f"note: {n}" for n in s["notes"]]
     return "\n".join(lines)
 
@@ -654,30 +825,55 @@ def format_table(result: dict[str, Any]) -> str:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="benchmarks/benchmark.py",
-        description="Data-loader and training-step benchmark; takes the training overrides.")
+        description="Data-loader and training-step benchmark; takes the training overrides.",
+    )
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, as for training")
-    parser.add_argument("--steps", type=int, default=BenchOptions.steps,
-                        help="timed training steps per path (the loss check covers warm-up "
-                        "plus these)")
-    parser.add_argument("--warmup", type=int,
-                        help="untimed steps first, compilation included (default: 2 on CPU, "
-                        "10 on a GPU)")
-    parser.add_argument("--data-batches", type=int, default=BenchOptions.data_batches,
-                        help="timed batches per data reader")
-    parser.add_argument("--fast-precision", choices=["fp32", "tf32", "bf16", "fp16"],
-                        help="precision of the fast path (default: training.precision, or bf16 "
-                        "on CUDA when that is fp32)")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=BenchOptions.steps,
+        help="timed training steps per path (the loss check covers warm-up plus these)",
+    )
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        help="untimed steps first, compilation included (default: 2 on CPU, 10 on a GPU)",
+    )
+    parser.add_argument(
+        "--data-batches",
+        type=int,
+        default=BenchOptions.data_batches,
+        help="timed batches per data reader",
+    )
+    parser.add_argument(
+        "--fast-precision",
+        choices=["fp32", "tf32", "bf16", "fp16"],
+        help="precision of the fast path (default: training.precision, or bf16 "
+        "on CUDA when that is fp32)",
+    )
     parser.add_argument("--compile", action="store_true", help="torch.compile the fast path")
-    parser.add_argument("--peak-tflops", type=float,
-                        help="device peak TFLOP/s for MFU (default: known GPUs by name)")
-    parser.add_argument("--staged-batches", type=int, default=BenchOptions.staged_batches,
-                        help="distinct batches kept on the device for the step loops")
+    parser.add_argument(
+        "--peak-tflops",
+        type=float,
+        help="device peak TFLOP/s for MFU (default: known GPUs by name)",
+    )
+    parser.add_argument(
+        "--staged-batches",
+        type=int,
+        default=BenchOptions.staged_batches,
+        help="distinct batches kept on the device for the step loops",
+    )
     parser.add_argument("--only", choices=["data", "step"], help="run one half")
-    parser.add_argument("--threads", type=int,
-                        help="torch intra-op threads of the main process (default: torch's)")
+    parser.add_argument(
+        "--threads", type=int, help="torch intra-op threads of the main process (default: torch's)"
+    )
     parser.add_argument("--json", type=Path, help="write the result here")
-    parser.add_argument("--make-episodes", type=Path, metavar="DIR",
-                        help="first write random 480x640 episodes to DIR and benchmark them")
+    parser.add_argument(
+        "--make-episodes",
+        type=Path,
+        metavar="DIR",
+        help="first write random 480x640 episodes to DIR and benchmark them",
+    )
     parser.add_argument("--episodes", type=int, default=4, help="with --make-episodes")
     parser.add_argument("--length", type=int, default=50, help="with --make-episodes")
     return parser.parse_intermixed_args(argv)
@@ -690,16 +886,26 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         cams = ("top",)
         make_episodes(args.make_episodes, args.episodes, args.length, camera_names=cams)
-        print(f"episodes: {args.episodes} x {args.length} steps of 480x640 in "
-              f"{args.make_episodes} ({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
+        print(
+            f"episodes: {args.episodes} x {args.length} steps of 480x640 in "
+            f"{args.make_episodes} ({time.perf_counter() - t0:.1f} s)",
+            file=sys.stderr,
+        )
         if not any(o.startswith(("data=", "experiment=", "+experiment=")) for o in overrides):
             overrides.insert(0, "data=aloha_hdf5")
         if not any(o.startswith("data.dataset_dir=") for o in overrides):
             overrides.append(f"data.dataset_dir={args.make_episodes}")
-    opts = BenchOptions(steps=args.steps, warmup=args.warmup, fast_precision=args.fast_precision,
-                        compile=args.compile, peak_tflops=args.peak_tflops,
-                        data_batches=args.data_batches, staged_batches=args.staged_batches,
-                        only=args.only, threads=args.threads)
+    opts = BenchOptions(
+        steps=args.steps,
+        warmup=args.warmup,
+        fast_precision=args.fast_precision,
+        compile=args.compile,
+        peak_tflops=args.peak_tflops,
+        data_batches=args.data_batches,
+        staged_batches=args.staged_batches,
+        only=args.only,
+        threads=args.threads,
+    )
     try:
         result = run_benchmark(overrides, opts)
     except ActHydraError as err:

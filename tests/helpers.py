@@ -16,15 +16,30 @@ CONF_DIR = ROOT / "act_hydra" / "conf"
 TINY = ["debug=tiny"]
 
 
-def run_cli(module: str, args: list[str], cwd: Path | None = None, env: dict | None = None,
-            timeout: float = 300) -> subprocess.CompletedProcess:
+def run_cli(
+    module: str,
+    args: list[str],
+    cwd: Path | None = None,
+    env: dict | None = None,
+    timeout: float = 300,
+) -> subprocess.CompletedProcess:
     full_env = {**os.environ, "HYDRA_FULL_ERROR": "0", **(env or {})}
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd or ROOT, env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd or ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
-def run_train(run_dir: Path, *overrides: str, tiny: bool = True, env: dict | None = None,
-              ) -> subprocess.CompletedProcess:
+def run_train(
+    run_dir: Path,
+    *overrides: str,
+    tiny: bool = True,
+    env: dict | None = None,
+) -> subprocess.CompletedProcess:
     args = [*(TINY if tiny else []), *overrides, f"hydra.run.dir={run_dir}"]
     return run_cli("act_hydra.train", args, env=env)
 

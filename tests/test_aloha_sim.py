@@ -62,8 +62,7 @@ def dataset(tmp_path_factory):
     stale = root / f".transfer_cube.tmp-{socket.gethostname()}-{_dead_pid()}-deadbeef"
     stale.mkdir()
     (stale / "seed_0.hdf5").write_bytes(b"partial")
-    generate_dataset(out, "transfer_cube", num_episodes=2, num_workers=2, progress=False,
-                     **SMALL)
+    generate_dataset(out, "transfer_cube", num_episodes=2, num_workers=2, progress=False, **SMALL)
     assert not stale.exists()
     assert sorted(p.name for p in root.iterdir()) == ["transfer_cube"]
     return out
@@ -167,8 +166,11 @@ def test_reward_stages_rise_during_a_scripted_run(task):
 
 
 def test_unknown_task_lists_the_legal_names(tmp_path):
-    for call in (lambda: get_task("cube"), lambda: AlohaSimEnv("cube"),
-                 lambda: generate_dataset(tmp_path / "x", task="cube")):
+    for call in (
+        lambda: get_task("cube"),
+        lambda: AlohaSimEnv("cube"),
+        lambda: generate_dataset(tmp_path / "x", task="cube"),
+    ):
         with pytest.raises(ConfigError) as err:
             call()
         assert "'insertion'" in str(err.value) and "'transfer_cube'" in str(err.value)
@@ -194,9 +196,18 @@ def test_a_generation_that_fails_midway_leaves_nothing(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         # In-process (num_workers=1) so the patched writer is used; failed demos are kept so
         # that short episodes are written at all.
-        generate_dataset(out, "transfer_cube", num_episodes=3, episode_len=5, height=32,
-                         width=32, render_style="fast", num_workers=1, progress=False,
-                         keep_failed=True)
+        generate_dataset(
+            out,
+            "transfer_cube",
+            num_episodes=3,
+            episode_len=5,
+            height=32,
+            width=32,
+            render_style="fast",
+            num_workers=1,
+            progress=False,
+            keep_failed=True,
+        )
     assert len(calls) == 2
     assert list(tmp_path.iterdir()) == []  # neither out_dir nor a temporary folder
 
@@ -212,8 +223,15 @@ def test_low_scripted_success_stops_with_the_mujoco_version(tmp_path):
 
     broken = dataclasses.replace(TASKS["transfer_cube"], scripted_policy=idle_policy)
     with pytest.raises(GenerationError) as err:
-        generate_dataset(tmp_path / "ds", broken, num_episodes=2, episode_len=3, num_workers=1,
-                         progress=False, **SMALL)
+        generate_dataset(
+            tmp_path / "ds",
+            broken,
+            num_episodes=2,
+            episode_len=3,
+            num_workers=1,
+            progress=False,
+            **SMALL,
+        )
     message = str(err.value)
     assert f"MuJoCo {runtime.import_mujoco().__version__}" in message
     assert "0 of 10 attempts" in message
@@ -276,8 +294,15 @@ def test_eval_cli_runs_the_policy_in_mujoco(tiny_sim_run, tmp_path):
     from tests.helpers import run_cli
 
     out = tmp_path / "eval"
-    proc = run_cli("act_hydra.eval", [f"checkpoint={tiny_sim_run}", "eval.num_episodes=2",
-                                      "eval.num_videos=1", f"hydra.run.dir={out}"])
+    proc = run_cli(
+        "act_hydra.eval",
+        [
+            f"checkpoint={tiny_sim_run}",
+            "eval.num_episodes=2",
+            "eval.num_videos=1",
+            f"hydra.run.dir={out}",
+        ],
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((out / "eval_results.json").read_text())
     assert results["environment"] == "aloha_sim" and results["task"] == "transfer_cube"

@@ -27,17 +27,24 @@ def write_dataset(folder: Path, n: int = 3, length: int = 8, cams=("top",), size
     rng = np.random.default_rng(0)
     for i in range(n):
         images = {c: rng.integers(0, 255, (length, size, size, 3), dtype=np.uint8) for c in cams}
-        write_episode(folder / f"episode_{i}.hdf5", rng.normal(size=(length, 14)), None,
-                      rng.normal(size=(length, 14)), images)
+        write_episode(
+            folder / f"episode_{i}.hdf5",
+            rng.normal(size=(length, 14)),
+            None,
+            rng.normal(size=(length, 14)),
+            images,
+        )
     return folder
 
 
 def _dataset_case(make):
     """Overrides for data=aloha_hdf5 pointing at a folder that `make(folder)` prepares."""
+
     def build(tmp: Path) -> list[str]:
         folder = tmp / "episodes"
         make(folder)
         return ["data=aloha_hdf5", f"data.dataset_dir={folder}"]
+
     return build
 
 
@@ -48,20 +55,35 @@ def _non_hdf5(folder):
 
 def _missing_camera(folder):
     write_dataset(folder, cams=("top",))
-    write_episode(folder / "episode_3.hdf5", np.zeros((8, 14)), None, np.zeros((8, 14)),
-                  {"front": np.zeros((8, 32, 32, 3), np.uint8)})
+    write_episode(
+        folder / "episode_3.hdf5",
+        np.zeros((8, 14)),
+        None,
+        np.zeros((8, 14)),
+        {"front": np.zeros((8, 32, 32, 3), np.uint8)},
+    )
 
 
 def _mismatched_lengths(folder):
     write_dataset(folder)
-    write_episode(folder / "episode_3.hdf5", np.zeros((8, 14)), None, np.zeros((7, 14)),
-                  {"top": np.zeros((8, 32, 32, 3), np.uint8)})
+    write_episode(
+        folder / "episode_3.hdf5",
+        np.zeros((8, 14)),
+        None,
+        np.zeros((7, 14)),
+        {"top": np.zeros((8, 32, 32, 3), np.uint8)},
+    )
 
 
 def _inconsistent_dims(folder):
     write_dataset(folder)
-    write_episode(folder / "episode_3.hdf5", np.zeros((8, 6)), None, np.zeros((8, 6)),
-                  {"top": np.zeros((8, 32, 32, 3), np.uint8)})
+    write_episode(
+        folder / "episode_3.hdf5",
+        np.zeros((8, 6)),
+        None,
+        np.zeros((8, 6)),
+        {"top": np.zeros((8, 32, 32, 3), np.uint8)},
+    )
 
 
 # (id, overrides or a function tmp -> overrides, message fragments)
@@ -78,35 +100,65 @@ CATALOGUE = [
     ("seed_negative", ["training.seed=-3"], ["training.seed=-3"]),
     ("device", ["training.device=tpu"], ["training.device='tpu'"]),
     ("eval_every_zero", ["training.eval_every=0"], ["training.eval_every=0"]),
-    ("warmup_negative", ["scheduler=cosine", "scheduler.warmup_steps=-1"],
-     ["scheduler.warmup_steps=-1"]),
-    ("warmup_too_long", ["scheduler=cosine", "scheduler.warmup_steps=4"],
-     ["scheduler.warmup_steps=4", "before training.num_steps=4"]),
-    ("min_lr_negative", ["scheduler=cosine", "scheduler.warmup_steps=1", "scheduler.min_lr=-1"],
-     ["scheduler.min_lr=-1.0", ">= 0"]),
-    ("min_lr_above_lr", ["scheduler=cosine", "scheduler.warmup_steps=1", "scheduler.min_lr=1"],
-     ["scheduler.min_lr=1.0", "must not exceed training.lr"]),
+    (
+        "warmup_negative",
+        ["scheduler=cosine", "scheduler.warmup_steps=-1"],
+        ["scheduler.warmup_steps=-1"],
+    ),
+    (
+        "warmup_too_long",
+        ["scheduler=cosine", "scheduler.warmup_steps=4"],
+        ["scheduler.warmup_steps=4", "before training.num_steps=4"],
+    ),
+    (
+        "min_lr_negative",
+        ["scheduler=cosine", "scheduler.warmup_steps=1", "scheduler.min_lr=-1"],
+        ["scheduler.min_lr=-1.0", ">= 0"],
+    ),
+    (
+        "min_lr_above_lr",
+        ["scheduler=cosine", "scheduler.warmup_steps=1", "scheduler.min_lr=1"],
+        ["scheduler.min_lr=1.0", "must not exceed training.lr"],
+    ),
     ("train_ratio", ["data.train_ratio=0"], ["data.train_ratio=0.0"]),
     ("no_camera", ["data.camera_names=[]"], ["data.camera_names=[]"]),
     ("one_episode", ["data.synthetic.num_episodes=1"], ["data.synthetic.num_episodes=1"]),
     ("tiny_images", ["data.synthetic.image_size=8"], ["ResNet downsamples by 32"]),
-    ("dataset_dir_unset", ["data=aloha_hdf5"],
-     ["data.dataset_dir=None", "is required for recorded data"]),
-    ("dataset_dir_missing", ["data=aloha_hdf5", "data.dataset_dir=/nonexistent/episodes"],
-     ["data.dataset_dir", "/nonexistent/episodes"]),
+    (
+        "dataset_dir_unset",
+        ["data=aloha_hdf5"],
+        ["data.dataset_dir=None", "is required for recorded data"],
+    ),
+    (
+        "dataset_dir_missing",
+        ["data=aloha_hdf5", "data.dataset_dir=/nonexistent/episodes"],
+        ["data.dataset_dir", "/nonexistent/episodes"],
+    ),
     ("dataset_dir_empty", _dataset_case(lambda f: f.mkdir()), ["episode_*.hdf5"]),
     ("not_hdf5", _dataset_case(_non_hdf5), ["episode_3.hdf5"]),
     ("missing_camera", _dataset_case(_missing_camera), ["episode_3.hdf5", "top", "front"]),
     ("mismatched_lengths", _dataset_case(_mismatched_lengths), ["episode_3.hdf5"]),
     ("inconsistent_dims", _dataset_case(_inconsistent_dims), ["episode_3.hdf5"]),
     ("single_episode", _dataset_case(lambda f: write_dataset(f, n=1)), ["at least 2"]),
-    ("wrong_camera_name", lambda tmp: ["data=aloha_hdf5",
-                                       f"data.dataset_dir={write_dataset(tmp / 'e')}",
-                                       "data.camera_names=[cam_high]"], ["cam_high"]),
-    ("resume_missing_file", ["training.resume=/nonexistent/last.pt"],
-     ["training.resume='/nonexistent/last.pt'", "no checkpoint file"]),
-    ("resume_garbage", lambda tmp: [f"training.resume={_garbage(tmp)}"],
-     ["not a readable act-hydra checkpoint"]),
+    (
+        "wrong_camera_name",
+        lambda tmp: [
+            "data=aloha_hdf5",
+            f"data.dataset_dir={write_dataset(tmp / 'e')}",
+            "data.camera_names=[cam_high]",
+        ],
+        ["cam_high"],
+    ),
+    (
+        "resume_missing_file",
+        ["training.resume=/nonexistent/last.pt"],
+        ["training.resume='/nonexistent/last.pt'", "no checkpoint file"],
+    ),
+    (
+        "resume_garbage",
+        lambda tmp: [f"training.resume={_garbage(tmp)}"],
+        ["not a readable act-hydra checkpoint"],
+    ),
     ("wandb_online_without_key", ["logger=wandb", "logger.mode=online"], ["WANDB_API_KEY"]),
 ]
 
@@ -128,8 +180,9 @@ def run_in_process(compose_train, run_dir: Path, overrides: list[str]) -> tuple[
 
 
 @pytest.mark.parametrize("case_id,overrides,fragments", CATALOGUE, ids=[c[0] for c in CATALOGUE])
-def test_bad_input_fails_early_with_message(compose_train, tmp_path, monkeypatch, caplog,
-                                            case_id, overrides, fragments):
+def test_bad_input_fails_early_with_message(
+    compose_train, tmp_path, monkeypatch, caplog, case_id, overrides, fragments
+):
     if case_id == "wandb_online_without_key":
         monkeypatch.delenv("WANDB_API_KEY", raising=False)
         monkeypatch.setenv("WANDB_MODE", "online")
@@ -188,20 +241,28 @@ def finished_run(tmp_path_factory) -> Path:
 
 
 def _digest(run_dir: Path) -> dict[str, str]:
-    return {name: hashlib.sha256((run_dir / name).read_bytes()).hexdigest()
-            for name in RESULT_FILES if (run_dir / name).exists()}
+    return {
+        name: hashlib.sha256((run_dir / name).read_bytes()).hexdigest()
+        for name in RESULT_FILES
+        if (run_dir / name).exists()
+    }
 
 
-@pytest.mark.parametrize("overrides,fragments", [
-    (["model.dim_model=64"], ["cannot resume", "model.dim_model: 32 -> 64"]),
-    (["data.synthetic.seed=5"], ["cannot resume", "data.synthetic"]),
-    (["training.resume=never"], ["training.resume=never is invalid", "would overwrite"]),
-])
-def test_incompatible_resume_is_refused_and_keeps_the_run(compose_train, finished_run, caplog,
-                                                          overrides, fragments):
+@pytest.mark.parametrize(
+    "overrides,fragments",
+    [
+        (["model.dim_model=64"], ["cannot resume", "model.dim_model: 32 -> 64"]),
+        (["data.synthetic.seed=5"], ["cannot resume", "data.synthetic"]),
+        (["training.resume=never"], ["training.resume=never is invalid", "would overwrite"]),
+    ],
+)
+def test_incompatible_resume_is_refused_and_keeps_the_run(
+    compose_train, finished_run, caplog, overrides, fragments
+):
     before = _digest(finished_run)
-    code, message = run_in_process(compose_train, finished_run,
-                                   ["training.num_steps=2", *overrides])
+    code, message = run_in_process(
+        compose_train, finished_run, ["training.num_steps=2", *overrides]
+    )
     assert code == EXIT_BAD_INPUT
     for fragment in fragments:
         assert fragment in message

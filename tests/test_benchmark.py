@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+from act_hydra.data import EpisodeDataset, compute_norm_stats, scan_dataset
 from benchmarks.benchmark import (
     BenchOptions,
     NaiveEpisodeReader,
@@ -19,8 +20,6 @@ from benchmarks.benchmark import (
     peak_tflops,
     run_benchmark,
 )
-from act_hydra.data import EpisodeDataset, compute_norm_stats, scan_dataset
-
 from tests.helpers import TINY
 
 
@@ -71,8 +70,14 @@ def test_result_has_every_field_with_sane_values(result):
     assert check["max_rel_diff"] < 1e-5 and check["within_tolerance"]
 
     table = format_table(result)
-    for text in ("naive: reopen HDF5 per sample", "plain fp32 eager", "fast:", "loss check",
-                 "MFU", "n/a"):
+    for text in (
+        "naive: reopen HDF5 per sample",
+        "plain fp32 eager",
+        "fast:",
+        "loss check",
+        "MFU",
+        "n/a",
+    ):
         assert text in table
 
 
@@ -81,8 +86,9 @@ def test_mfu_with_a_given_peak(result):
     _flop_rates(r, result["step"]["flops_per_step"], torch.device("cpu"), 2.0)
     assert r["peak_tflops"] == 2.0 and r["mfu"] == pytest.approx(r["tflops_per_s"] / 2.0)
     assert peak_tflops(torch.device("cpu"), "bf16", None) is None
-    assert "%" in format_table({**result, "step": {**result["step"], "paths": {
-        **result["step"]["paths"], "fast": r}}})
+    assert "%" in format_table(
+        {**result, "step": {**result["step"], "paths": {**result["step"]["paths"], "fast": r}}}
+    )
 
 
 def test_loss_comparison():
@@ -98,8 +104,9 @@ def test_naive_reader_reads_the_same_samples(tmp_path):
     info = scan_dataset(tmp_path, ["top"])
     stats = {k: torch.from_numpy(v) for k, v in compute_norm_stats(info, [0, 1]).items()}
     project = EpisodeDataset(info, [0, 1], chunk_size=4, preload_max_mib=0)
-    naive = NaiveEpisodeReader(project.paths, project.lengths, ["top"],
-                               {k: v.numpy() for k, v in stats.items()})
+    naive = NaiveEpisodeReader(
+        project.paths, project.lengths, ["top"], {k: v.numpy() for k, v in stats.items()}
+    )
     assert len(naive) == len(project) == 12
     for index in (0, 5, 7, 11):
         images, qpos, action, is_pad = naive[index]
@@ -116,10 +123,26 @@ def test_naive_reader_reads_the_same_samples(tmp_path):
 
 def test_cli_makes_episodes_and_writes_json(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    code = main(["--make-episodes", str(tmp_path / "eps"), "--episodes", "2", "--length", "3",
-                 "--only", "data", "--data-batches", "2", "training.batch_size=2",
-                 "data.num_workers=0", "training.device=cpu", "model.chunk_size=2",
-                 "--json", str(out)])
+    code = main(
+        [
+            "--make-episodes",
+            str(tmp_path / "eps"),
+            "--episodes",
+            "2",
+            "--length",
+            "3",
+            "--only",
+            "data",
+            "--data-batches",
+            "2",
+            "training.batch_size=2",
+            "data.num_workers=0",
+            "training.device=cpu",
+            "model.chunk_size=2",
+            "--json",
+            str(out),
+        ]
+    )
     assert code == 0
     info = scan_dataset(tmp_path / "eps", ["top"])
     assert info.image_shapes["top"] == (480, 640, 3) and info.episode_lengths == (3, 3)

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from act_hydra.schedule import cosine_with_warmup_factor
 from act_hydra.errors import EXIT_BAD_INPUT
+from act_hydra.schedule import cosine_with_warmup_factor
 from tests.helpers import read_jsonl, run_train
 
 
@@ -24,8 +24,15 @@ def default_run(tmp_path_factory) -> Path:
 
 
 def test_run_directory_contract(default_run):
-    for name in (".hydra/config.yaml", ".hydra/overrides.yaml", "train.log", "metrics.jsonl",
-                 "checkpoints/last.pt", "checkpoints/best.pt", "summary.json"):
+    for name in (
+        ".hydra/config.yaml",
+        ".hydra/overrides.yaml",
+        "train.log",
+        "metrics.jsonl",
+        "checkpoints/last.pt",
+        "checkpoints/best.pt",
+        "summary.json",
+    ):
         assert (default_run / name).is_file(), name
     assert "trainable parameters: " in (default_run / "train.log").read_text()
 
@@ -59,9 +66,15 @@ def test_default_schedule_keeps_the_lr_constant(default_run):
 
 
 def test_cosine_lr_in_metrics_matches_the_formula_at_every_step(tmp_path):
-    proc = run_train(tmp_path / "run", "scheduler=cosine", "scheduler.warmup_steps=3",
-                     "scheduler.min_lr=1e-6", "training.num_steps=10",
-                     "training.lr_backbone=2e-5", "training.eval_every=10")
+    proc = run_train(
+        tmp_path / "run",
+        "scheduler=cosine",
+        "scheduler.warmup_steps=3",
+        "scheduler.min_lr=1e-6",
+        "training.num_steps=10",
+        "training.lr_backbone=2e-5",
+        "training.eval_every=10",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = [r for r in read_jsonl(tmp_path / "run" / "metrics.jsonl") if "lr" in r]
     assert [r["step"] for r in rows] == list(range(10))
@@ -79,11 +92,24 @@ def test_cosine_lr_in_metrics_matches_the_formula_at_every_step(tmp_path):
 # to the default numerics shows up here. Regenerate by printing `_weight_fingerprint` of a
 # fresh run if a change is intended, and say why in the commit.
 PINNED_DEFAULT_FINGERPRINT = [
-    39.56506842930685, 10.045464098453522, 0.5196649059653282, 229352.3002568714,
-    1626.4394839384704, 1070.317385149776, 361.0052794273661, 95.38784345570457,
-    46.10494997771457, 136.22562875552103, 10.026027798652649, 64.05758654669626,
-    0.49667682498693466, 799.1202505361366, 62.48206410952844, 24.655138928443193,
-    186.61369712656597, 66.03597318893299,
+    39.56506842930685,
+    10.045464098453522,
+    0.5196649059653282,
+    229352.3002568714,
+    1626.4394839384704,
+    1070.317385149776,
+    361.0052794273661,
+    95.38784345570457,
+    46.10494997771457,
+    136.22562875552103,
+    10.026027798652649,
+    64.05758654669626,
+    0.49667682498693466,
+    799.1202505361366,
+    62.48206410952844,
+    24.655138928443193,
+    186.61369712656597,
+    66.03597318893299,
 ]
 
 
@@ -127,10 +153,17 @@ def test_missing_group_option_fails_with_hydras_message(tmp_path):
 
 def test_paper_experiment_on_480x640_episodes_shorter_than_the_chunk(tmp_path):
     episodes = _write_480x640(tmp_path / "sim_transfer_cube")
-    proc = run_train(tmp_path / "run", "experiment=aloha_sim_transfer_cube",
-                     f"data.dataset_dir={episodes}", "training.num_steps=2",
-                     "model.pretrained_backbone=false", "training.val_batches=1",
-                     "training.batch_size=2", "data.num_workers=0", tiny=False)
+    proc = run_train(
+        tmp_path / "run",
+        "experiment=aloha_sim_transfer_cube",
+        f"data.dataset_dir={episodes}",
+        "training.num_steps=2",
+        "model.pretrained_backbone=false",
+        "training.val_batches=1",
+        "training.batch_size=2",
+        "data.num_workers=0",
+        tiny=False,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     log = (tmp_path / "run" / "train.log").read_text()
     assert "trainable parameters: 83922574" in log
@@ -147,6 +180,11 @@ def _write_480x640(folder: Path) -> Path:
     rng = np.random.default_rng(0)
     for i in range(3):
         frames = rng.integers(0, 255, (10, 480, 640, 3), dtype=np.uint8)
-        write_episode(folder / f"episode_{i}.hdf5", rng.normal(size=(10, 14)), None,
-                      rng.normal(size=(10, 14)), {"top": frames})
+        write_episode(
+            folder / f"episode_{i}.hdf5",
+            rng.normal(size=(10, 14)),
+            None,
+            rng.normal(size=(10, 14)),
+            {"top": frames},
+        )
     return folder

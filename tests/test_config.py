@@ -43,9 +43,20 @@ def test_paper_experiment_sets_the_paper_hyperparameters(compose_train):
     cfg = compose_train(["experiment=aloha_sim_transfer_cube", "data.dataset_dir=/d"])
     t, m = cfg.training, cfg.model
     assert (t.lr, t.lr_backbone, t.batch_size, t.kl_weight, t.weight_decay) == (
-        1e-5, 1e-5, 8, 10.0, 1e-4)
-    assert (m.chunk_size, m.dim_model, m.dim_feedforward, m.n_encoder_layers,
-            m.n_decoder_layers, m.n_heads) == (100, 512, 3200, 4, 7, 8)
+        1e-5,
+        1e-5,
+        8,
+        10.0,
+        1e-4,
+    )
+    assert (
+        m.chunk_size,
+        m.dim_model,
+        m.dim_feedforward,
+        m.n_encoder_layers,
+        m.n_decoder_layers,
+        m.n_heads,
+    ) == (100, 512, 3200, 4, 7, 8)
 
 
 def test_unknown_key_fails_with_hydras_message(compose_train):
@@ -70,22 +81,30 @@ def _problems(compose_train, *overrides):
     return collect_problems(OmegaConf.to_object(compose_train(list(overrides))))
 
 
-@pytest.mark.parametrize("override,fragment", [
-    ("training.lr=0", "training.lr=0.0 is invalid: the learning rate must be > 0. Fix: pass "
-                      "training.lr=1e-5"),
-    ("training.lr=-1e-4", "training.lr=-0.0001 is invalid"),
-    ("training.batch_size=0", "training.batch_size=0 is invalid: the batch size must be >= 1"),
-    ("model.chunk_size=0", "model.chunk_size=0 is invalid: the action chunk must hold at least"),
-    ("training.num_steps=0", "training.num_steps=0 is invalid"),
-    ("training.kl_weight=-1", "training.kl_weight=-1.0 is invalid"),
-    ("model.dim_model=30", "it must be a positive multiple of model.n_heads=4"),
-    ("model.dropout=1.0", "model.dropout=1.0 is invalid: it must be in [0, 1)"),
-    ("data.train_ratio=1.0", "data.train_ratio=1.0 is invalid"),
-    ("data.camera_names=[]", "data.camera_names=[] is invalid: at least one camera"),
-    ("training.device=tpu", "training.device='tpu' is invalid"),
-    ("data.synthetic.num_episodes=1", "data.synthetic.num_episodes=1 is invalid"),
-    ("data.synthetic.image_size=16", "ResNet downsamples by 32"),
-])
+@pytest.mark.parametrize(
+    "override,fragment",
+    [
+        (
+            "training.lr=0",
+            "training.lr=0.0 is invalid: the learning rate must be > 0. Fix: pass training.lr=1e-5",
+        ),
+        ("training.lr=-1e-4", "training.lr=-0.0001 is invalid"),
+        ("training.batch_size=0", "training.batch_size=0 is invalid: the batch size must be >= 1"),
+        (
+            "model.chunk_size=0",
+            "model.chunk_size=0 is invalid: the action chunk must hold at least",
+        ),
+        ("training.num_steps=0", "training.num_steps=0 is invalid"),
+        ("training.kl_weight=-1", "training.kl_weight=-1.0 is invalid"),
+        ("model.dim_model=30", "it must be a positive multiple of model.n_heads=4"),
+        ("model.dropout=1.0", "model.dropout=1.0 is invalid: it must be in [0, 1)"),
+        ("data.train_ratio=1.0", "data.train_ratio=1.0 is invalid"),
+        ("data.camera_names=[]", "data.camera_names=[] is invalid: at least one camera"),
+        ("training.device=tpu", "training.device='tpu' is invalid"),
+        ("data.synthetic.num_episodes=1", "data.synthetic.num_episodes=1 is invalid"),
+        ("data.synthetic.image_size=16", "ResNet downsamples by 32"),
+    ],
+)
 def test_invalid_values_are_named_with_rule_and_fix(compose_train, override, fragment):
     problems = _problems(compose_train, override)
     assert len(problems) == 1, problems
@@ -93,13 +112,19 @@ def test_invalid_values_are_named_with_rule_and_fix(compose_train, override, fra
     assert "Fix: pass" in problems[0]
 
 
-@pytest.mark.parametrize("overrides,fragment", [
-    (["scheduler.warmup_steps=-1"], "scheduler.warmup_steps=-1 is invalid: the warmup length"),
-    (["scheduler.warmup_steps=1500"], "the warmup must end before training.num_steps=1500"),
-    (["scheduler.warmup_steps=2000"], "scheduler.warmup_steps=2000 is invalid"),
-    (["scheduler.min_lr=-1e-7"], "scheduler.min_lr=-1e-07 is invalid: the LR floor must be >= 0"),
-    (["scheduler.min_lr=1e-3"], "the LR floor must not exceed training.lr=0.0001"),
-])
+@pytest.mark.parametrize(
+    "overrides,fragment",
+    [
+        (["scheduler.warmup_steps=-1"], "scheduler.warmup_steps=-1 is invalid: the warmup length"),
+        (["scheduler.warmup_steps=1500"], "the warmup must end before training.num_steps=1500"),
+        (["scheduler.warmup_steps=2000"], "scheduler.warmup_steps=2000 is invalid"),
+        (
+            ["scheduler.min_lr=-1e-7"],
+            "scheduler.min_lr=-1e-07 is invalid: the LR floor must be >= 0",
+        ),
+        (["scheduler.min_lr=1e-3"], "the LR floor must not exceed training.lr=0.0001"),
+    ],
+)
 def test_invalid_cosine_settings(compose_train, overrides, fragment):
     problems = _problems(compose_train, "scheduler=cosine", *overrides)
     assert any(fragment in p for p in problems), problems

@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from act_hydra.config import SyntheticTaskConfig
-from act_hydra.data import synthetic
 from act_hydra.data import (
     DatasetError,
     EpisodeDataset,
@@ -21,6 +20,7 @@ from act_hydra.data import (
     generate_synthetic_dataset,
     scan_dataset,
     split_episodes,
+    synthetic,
     write_episode,
 )
 from act_hydra.data import dataset as dataset_module
@@ -66,14 +66,20 @@ def test_episodes_sorted_naturally(tmp_path):
     for i in (10, 2, 1):
         write_episode(tmp_path / f"episode_{i}.hdf5", *make_episode(T=3 + i))
     info = scan_dataset(tmp_path, ["top"])
-    assert [p.name for p in info.episode_paths] == ["episode_1.hdf5", "episode_2.hdf5",
-                                                    "episode_10.hdf5"]
+    assert [p.name for p in info.episode_paths] == [
+        "episode_1.hdf5",
+        "episode_2.hdf5",
+        "episode_10.hdf5",
+    ]
     assert info.episode_lengths == (4, 5, 13)
 
 
 def test_error_dataset_dir_missing(tmp_path):
-    with pytest.raises(DatasetError, match=r"data\.dataset_dir=.*nope does not exist.*"
-                                           r"`data\.dataset_dir=/abs/path/to/nope`"):
+    with pytest.raises(
+        DatasetError,
+        match=r"data\.dataset_dir=.*nope does not exist.*"
+        r"`data\.dataset_dir=/abs/path/to/nope`",
+    ):
         scan_dataset(tmp_path / "nope", ["top"])
     with pytest.raises(DatasetError, match=r"data\.dataset_dir is not set"):
         scan_dataset(None, ["top"])
@@ -81,47 +87,65 @@ def test_error_dataset_dir_missing(tmp_path):
 
 def test_error_dataset_dir_is_a_file(tmp_path):
     (tmp_path / "episode_0.hdf5").write_text("x")
-    with pytest.raises(DatasetError, match=r"is a file, not a folder.*"
-                                           rf"`data\.dataset_dir={tmp_path}`"):
+    with pytest.raises(
+        DatasetError,
+        match=r"is a file, not a folder.*"
+        rf"`data\.dataset_dir={tmp_path}`",
+    ):
         scan_dataset(tmp_path / "episode_0.hdf5", ["top"])
 
 
 def test_error_no_episodes(tmp_path):
     (tmp_path / "notes.txt").write_text("hi")
-    with pytest.raises(DatasetError, match=r"contains no episode_\*\.hdf5 files "
-                                           r"\(it holds: notes\.txt\)"):
+    with pytest.raises(
+        DatasetError,
+        match=r"contains no episode_\*\.hdf5 files "
+        r"\(it holds: notes\.txt\)",
+    ):
         scan_dataset(tmp_path, ["top"])
 
 
 def test_error_not_hdf5(tmp_path):
     write_dataset(tmp_path, lengths=(5,))
     (tmp_path / "episode_1.hdf5").write_bytes(b"<html>404</html>")
-    with pytest.raises(DatasetError, match=r"episode_1\.hdf5 in data\.dataset_dir=.* is not an "
-                                           r"HDF5 file"):
+    with pytest.raises(
+        DatasetError,
+        match=r"episode_1\.hdf5 in data\.dataset_dir=.* is not an "
+        r"HDF5 file",
+    ):
         scan_dataset(tmp_path, ["top"])
 
 
 def test_error_missing_camera_lists_cameras(tmp_path):
     write_dataset(tmp_path, lengths=(5,), cams=("top", "left_wrist"))
-    with pytest.raises(DatasetError, match=r"has no camera 'front' under /observations/images "
-                                           r"\(it has: left_wrist, top\).*"
-                                           r"`data\.camera_names=\[left_wrist,top\]`"):
+    with pytest.raises(
+        DatasetError,
+        match=r"has no camera 'front' under /observations/images "
+        r"\(it has: left_wrist, top\).*"
+        r"`data\.camera_names=\[left_wrist,top\]`",
+    ):
         scan_dataset(tmp_path, ["top", "front"])
 
 
 def test_error_mismatched_lengths_within_episode(tmp_path):
     qpos, qvel, action, images = make_episode(T=10)
     write_episode(tmp_path / "episode_0.hdf5", qpos, qvel, action[:9], images)
-    with pytest.raises(DatasetError, match=r"different lengths \(/observations/qpos: 10, "
-                                           r"/action: 9, /observations/images/top: 10\)"):
+    with pytest.raises(
+        DatasetError,
+        match=r"different lengths \(/observations/qpos: 10, "
+        r"/action: 9, /observations/images/top: 10\)",
+    ):
         scan_dataset(tmp_path, ["top"])
 
 
 def test_error_inconsistent_dims_across_episodes(tmp_path):
     write_episode(tmp_path / "episode_0.hdf5", *make_episode(T=5))
     write_episode(tmp_path / "episode_1.hdf5", *make_episode(T=5, S=7))
-    with pytest.raises(DatasetError, match=r"episode_1\.hdf5 .* has state_dim 7 .* but "
-                                           r"episode_0\.hdf5 has 14"):
+    with pytest.raises(
+        DatasetError,
+        match=r"episode_1\.hdf5 .* has state_dim 7 .* but "
+        r"episode_0\.hdf5 has 14",
+    ):
         scan_dataset(tmp_path, ["top"])
     (tmp_path / "episode_1.hdf5").unlink()
     write_episode(tmp_path / "episode_1.hdf5", *make_episode(T=5, A=16))
@@ -151,8 +175,11 @@ def test_error_jpeg_compressed_images(tmp_path):
 def test_error_missing_action(tmp_path):
     with h5py.File(tmp_path / "episode_0.hdf5", "w") as f:
         f.create_dataset("observations/qpos", data=np.zeros((3, 14)))
-    with pytest.raises(DatasetError, match=r"has no /action dataset \(it has: /observations, "
-                                           r"/observations/qpos\)"):
+    with pytest.raises(
+        DatasetError,
+        match=r"has no /action dataset \(it has: /observations, "
+        r"/observations/qpos\)",
+    ):
         scan_dataset(tmp_path, ["top"])
 
 
@@ -166,8 +193,9 @@ def tiny(tmp_path):
 @pytest.mark.parametrize("preload_max_mib", [1024, 0])
 def test_items_and_padding(tiny, preload_max_mib):
     info, episodes = tiny
-    ds = EpisodeDataset(info, [0, 1], chunk_size=30, camera_names=["wrist", "top"],
-                        preload_max_mib=preload_max_mib)
+    ds = EpisodeDataset(
+        info, [0, 1], chunk_size=30, camera_names=["wrist", "top"], preload_max_mib=preload_max_mib
+    )
     assert ds.preloaded is (preload_max_mib > 0)
     assert len(ds) == 20 + 12  # every (episode, start_ts)
     item = ds[20 + 5]  # episode 1, start_ts 5: 7 real actions, chunk 30 > episode length 12
@@ -176,10 +204,12 @@ def test_items_and_padding(tiny, preload_max_mib):
     np.testing.assert_array_equal(item["observation.state"].numpy(), qpos[5])
     assert item["observation.images"].shape == (2, 3, 32, 32)
     assert item["observation.images"].dtype == torch.uint8
-    np.testing.assert_array_equal(item["observation.images"][0].numpy(),
-                                  images["wrist"][5].transpose(2, 0, 1))
-    np.testing.assert_array_equal(item["observation.images"][1].numpy(),
-                                  images["top"][5].transpose(2, 0, 1))
+    np.testing.assert_array_equal(
+        item["observation.images"][0].numpy(), images["wrist"][5].transpose(2, 0, 1)
+    )
+    np.testing.assert_array_equal(
+        item["observation.images"][1].numpy(), images["top"][5].transpose(2, 0, 1)
+    )
     assert item["action"].shape == (30, 14) and item["action"].dtype == torch.float32
     np.testing.assert_array_equal(item["action"][:7].numpy(), action[5:])
     assert torch.all(item["action"][7:] == 0)
@@ -206,14 +236,15 @@ def test_real_robot_episodes_read_the_action_chunk_one_step_earlier(tmp_path):
     for ts in range(10):
         sim_item, real_item = ds[ts], ds[10 + ts]
         # The observation is always that of start_ts.
-        np.testing.assert_array_equal(real_item["observation.state"].numpy(),
-                                      episodes[1][0][ts])
+        np.testing.assert_array_equal(real_item["observation.state"].numpy(), episodes[1][0][ts])
         first = max(ts - 1, 0)
         n_real, n_sim = min(4, 10 - first), min(4, 10 - ts)
-        np.testing.assert_array_equal(real_item["action"][:n_real].numpy(),
-                                      real_action[first:first + n_real])
-        np.testing.assert_array_equal(sim_item["action"][:n_sim].numpy(),
-                                      sim_action[ts:ts + n_sim])
+        np.testing.assert_array_equal(
+            real_item["action"][:n_real].numpy(), real_action[first : first + n_real]
+        )
+        np.testing.assert_array_equal(
+            sim_item["action"][:n_sim].numpy(), sim_action[ts : ts + n_sim]
+        )
         assert real_item["action_is_pad"].tolist() == [False] * n_real + [True] * (4 - n_real)
         assert sim_item["action_is_pad"].tolist() == [False] * n_sim + [True] * (4 - n_sim)
         assert torch.all(real_item["action"][n_real:] == 0)
@@ -246,6 +277,7 @@ def test_disk_handles_opened_once_per_process(tiny, monkeypatch):
     assert len(opened) == 4 and set(ds._handles) == {*parent_handles, 424242}
     # Pickling (spawned workers) drops handles.
     import pickle
+
     assert pickle.loads(pickle.dumps(ds))._handles == {}
     # With a cap on open files the least recently used handle is closed, not leaked.
     monkeypatch.undo()
@@ -265,8 +297,9 @@ def test_dataloader_workers_read_from_disk(tiny):
         batch = next(it)
         expected = sampler.batch(step)
         for j, idx in enumerate(expected):
-            np.testing.assert_array_equal(batch["observation.images"][j].numpy(),
-                                          ds[idx]["observation.images"].numpy())
+            np.testing.assert_array_equal(
+                batch["observation.images"][j].numpy(), ds[idx]["observation.images"].numpy()
+            )
     del it
 
 
@@ -285,8 +318,9 @@ def test_paper_sized_images_short_episode(tmp_path):
         assert item["observation.images"].shape == (1, 3, 480, 640)
         assert int(item["observation.images"][0, 0, 0, 0]) == 7
         assert item["action"].shape == (100, 14)
-        np.testing.assert_array_equal(item["action"][:7].numpy(),
-                                      np.arange(42, 140).reshape(7, 14) + 1000)
+        np.testing.assert_array_equal(
+            item["action"][:7].numpy(), np.arange(42, 140).reshape(7, 14) + 1000
+        )
         assert int((~item["action_is_pad"]).sum()) == 7
 
 
@@ -305,8 +339,13 @@ def test_norm_stats_and_std_clip(tmp_path):
         qpos[:, 1] = 5.0  # constant -> std clipped to 1e-2
         qpos[:, 2] = np.linspace(0, 1e-4, T)  # tiny -> clipped too
         action = np.ones((T, 2), np.float32) * [1, 2] + i
-        write_episode(tmp_path / f"episode_{i}.hdf5", qpos, None, action,
-                      {"top": np.zeros((T, 8, 8, 3), np.uint8)})
+        write_episode(
+            tmp_path / f"episode_{i}.hdf5",
+            qpos,
+            None,
+            action,
+            {"top": np.zeros((T, 8, 8, 3), np.uint8)},
+        )
     info = scan_dataset(tmp_path, ["top"])
     stats = compute_norm_stats(info, [0, 1])
     all_q0 = np.concatenate([np.arange(6), np.arange(4) + 10]).astype(np.float64)
@@ -315,8 +354,9 @@ def test_norm_stats_and_std_clip(tmp_path):
     np.testing.assert_allclose(stats["state_mean"], [all_q0.mean(), 5.0, 5e-5], rtol=1e-5)
     np.testing.assert_allclose(stats["state_std"], [all_q0.std(ddof=1), 1e-2, 1e-2], rtol=1e-5)
     np.testing.assert_allclose(stats["action_mean"], [1.4, 2.4], rtol=1e-5)
-    np.testing.assert_allclose(stats["action_std"], [np.std([0] * 6 + [1] * 4, ddof=1)] * 2,
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        stats["action_std"], [np.std([0] * 6 + [1] * 4, ddof=1)] * 2, rtol=1e-5
+    )
     only_first = compute_norm_stats(info, [0])
     np.testing.assert_allclose(only_first["state_mean"][0], 2.5)
 
@@ -358,8 +398,10 @@ def test_step_sampler_resumes_exactly():
 
 def test_step_sampler_ddp_ranks_take_disjoint_slices():
     world = 4
-    samplers = [StepBatchSampler(1000, 6, seed=1, start_step=5, rank=r, world_size=world)
-                for r in range(world)]
+    samplers = [
+        StepBatchSampler(1000, 6, seed=1, start_step=5, rank=r, world_size=world)
+        for r in range(world)
+    ]
     iters = [iter(s) for s in samplers]
     for step in range(5, 10):
         parts = [next(it) for it in iters]
@@ -400,8 +442,9 @@ def test_ensure_synthetic_dataset_caches_by_settings(tmp_path, monkeypatch):
     assert not [p for p in explicit.parent.iterdir() if p.name.startswith(".")]  # no temp left
     # Same settings -> identical episodes.
     with h5py.File(path / "episode_2.hdf5") as a, h5py.File(explicit / "episode_2.hdf5") as b:
-        np.testing.assert_array_equal(a["observations/images/top"][()],
-                                      b["observations/images/top"][()])
+        np.testing.assert_array_equal(
+            a["observations/images/top"][()], b["observations/images/top"][()]
+        )
 
 
 def test_ensure_synthetic_dataset_loses_race_gracefully(tmp_path, monkeypatch):

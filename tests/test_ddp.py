@@ -13,8 +13,13 @@ from tests.helpers import ROOT, TINY, read_jsonl
 
 # Deterministic model (no dropout, no CVAE sampling) so two ranks x batch B must match one
 # process x batch 2B: the sampler gives rank r the slice r of the same global batch.
-DETERMINISTIC = ["model.dropout=0", "model.use_vae=false", "training.num_steps=3",
-                 "training.eval_every=3", "training.save_every=3"]
+DETERMINISTIC = [
+    "model.dropout=0",
+    "model.use_vae=false",
+    "training.num_steps=3",
+    "training.eval_every=3",
+    "training.save_every=3",
+]
 # Both runs compute the same mean gradient, summed in a different order (2 + 2 samples
 # averaged across ranks vs 4 samples at once): float32 rounding, a few ulps (1.2e-7 each) per
 # element relative to its size.
@@ -22,9 +27,18 @@ GRAD_RTOL = 1e-5
 
 
 def torchrun(run_dir: Path, *overrides: str, nproc: int = 2) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-           f"--nproc_per_node={nproc}", "-m", "act_hydra.train", *TINY, *overrides,
-           f"hydra.run.dir={run_dir}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        "-m",
+        "act_hydra.train",
+        *TINY,
+        *overrides,
+        f"hydra.run.dir={run_dir}",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "1"}
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
@@ -51,27 +65,47 @@ def zero_by_construction(name: str, tensor: torch.Tensor) -> torch.Tensor:
     elif name.endswith("decoder.layers.0.self_attn.in_proj_bias"):
         mask[: 2 * len(tensor) // 3] = True
     elif name.endswith("in_proj_bias"):
-        mask[len(tensor) // 3: 2 * len(tensor) // 3] = True
+        mask[len(tensor) // 3 : 2 * len(tensor) // 3] = True
     return mask
 
 
 def test_two_ranks_match_one_process_with_the_global_batch(tmp_path):
-    ddp = torchrun(tmp_path / "ddp", *DETERMINISTIC, "training.batch_size=2",
-                   "logger=wandb", "logger.mode=offline")
+    ddp = torchrun(
+        tmp_path / "ddp",
+        *DETERMINISTIC,
+        "training.batch_size=2",
+        "logger=wandb",
+        "logger.mode=offline",
+    )
     assert ddp.returncode == 0, ddp.stderr[-4000:]
     single = subprocess.run(
-        [sys.executable, "-m", "act_hydra.train", *TINY, *DETERMINISTIC,
-         "training.batch_size=4", f"hydra.run.dir={tmp_path / 'single'}"],
-        cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
-        timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "act_hydra.train",
+            *TINY,
+            *DETERMINISTIC,
+            "training.batch_size=4",
+            f"hydra.run.dir={tmp_path / 'single'}",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert single.returncode == 0, single.stderr[-4000:]
 
     # The global gradient of every update: rank 0 clips (and logs the norm of) the gradient
     # DDP has already averaged across ranks.
-    rows = {name: [r for r in read_jsonl(tmp_path / name / "metrics.jsonl") if "grad_norm" in r]
-            for name in ("ddp", "single")}
-    norms = {name: torch.tensor([r["grad_norm"] for r in rows[name]], dtype=torch.float64)
-             for name in rows}
+    rows = {
+        name: [r for r in read_jsonl(tmp_path / name / "metrics.jsonl") if "grad_norm" in r]
+        for name in ("ddp", "single")
+    }
+    norms = {
+        name: torch.tensor([r["grad_norm"] for r in rows[name]], dtype=torch.float64)
+        for name in rows
+    }
     torch.testing.assert_close(norms["ddp"], norms["single"], rtol=GRAD_RTOL, atol=0)
 
     # The weights after 3 AdamW updates (lr 1e-4). Adam moves every element by about lr per
@@ -100,13 +134,22 @@ def test_zero_by_construction_holds(compose_train):
 
     cfg = to_train_config(compose_train([*TINY, *DETERMINISTIC]))
     torch.manual_seed(0)
-    policy = ACTPolicy(cfg.model, 14, 14, {k: torch.zeros(14) if "mean" in k else torch.ones(14)
-                                           for k in ("state_mean", "state_std", "action_mean",
-                                                     "action_std")})
+    policy = ACTPolicy(
+        cfg.model,
+        14,
+        14,
+        {
+            k: torch.zeros(14) if "mean" in k else torch.ones(14)
+            for k in ("state_mean", "state_std", "action_mean", "action_std")
+        },
+    )
     k = cfg.model.chunk_size
-    batch = {"observation.state": torch.randn(4, 14),
-             "observation.images": torch.randint(0, 255, (4, 1, 3, 32, 32), dtype=torch.uint8),
-             "action": torch.randn(4, k, 14), "action_is_pad": torch.zeros(4, k, dtype=torch.bool)}
+    batch = {
+        "observation.state": torch.randn(4, 14),
+        "observation.images": torch.randint(0, 255, (4, 1, 3, 32, 32), dtype=torch.uint8),
+        "action": torch.randn(4, k, 14),
+        "action_is_pad": torch.zeros(4, k, dtype=torch.bool),
+    }
     loss, _ = policy(batch, cfg.training.kl_weight)
     loss.backward()
     largest = max(p.grad.abs().max() for p in policy.parameters() if p.grad is not None)

@@ -36,6 +36,7 @@ SUMMARY_CALLBACK = "act_hydra.sweep_summary.SweepSummaryCallback"
 
 # ----------------------------------------------------------------------------- Hydra's own list
 
+
 class _NoCallbacks:
     def __init__(self, *args, **kwargs):
         pass
@@ -53,23 +54,30 @@ def hydra_multirun(monkeypatch, tmp_path):
     by a recorder, so no job executes, and the multirun callbacks (the sweep summary, not under
     test here) are left out.
     """
+
     def run(args: list[str]) -> list[list[str]]:
         launched: list[list[str]] = []
 
         def launch(self, job_overrides, initial_job_idx):
             launched.extend(list(job) for job in job_overrides)
-            return [JobReturn(overrides=list(job), status=JobStatus.COMPLETED, _return_value=None)
-                    for job in job_overrides]
+            return [
+                JobReturn(overrides=list(job), status=JobStatus.COMPLETED, _return_value=None)
+                for job in job_overrides
+            ]
 
         launcher = Plugins.instance().class_name_to_class[JOBLIB]
         monkeypatch.setattr(launcher, "launch", launch)
         monkeypatch.setattr(hydra_internal, "Callbacks", _NoCallbacks)
-        hydra = Hydra.create_main_hydra2(task_name="train",
-                                         config_search_path=create_config_search_path(str(CONF_DIR)))
+        hydra = Hydra.create_main_hydra2(
+            task_name="train", config_search_path=create_config_search_path(str(CONF_DIR))
+        )
         try:
-            hydra.multirun(config_name="train", task_function=lambda cfg: None,
-                           overrides=[*args, f"hydra.sweep.dir={tmp_path / 'multirun'}"],
-                           with_log_configuration=False)
+            hydra.multirun(
+                config_name="train",
+                task_function=lambda cfg: None,
+                overrides=[*args, f"hydra.sweep.dir={tmp_path / 'multirun'}"],
+                with_log_configuration=False,
+            )
         finally:
             GlobalHydra.instance().clear()
         return launched
@@ -79,8 +87,12 @@ def hydra_multirun(monkeypatch, tmp_path):
 
 SWEEP_CASES = {
     # osmo.* are generator settings: they must neither reach the jobs nor multiply them
-    "lists": ["training.lr=1e-5,1e-4", "osmo.cpu=4", "training.kl_weight=1,10",
-              "osmo.image=nvcr.io/acme/act-hydra:1.0"],
+    "lists": [
+        "training.lr=1e-5,1e-4",
+        "osmo.cpu=4",
+        "training.kl_weight=1,10",
+        "osmo.image=nvcr.io/acme/act-hydra:1.0",
+    ],
     "range": ["training.seed=range(1,4)", "training.batch_size=4"],
     "choice-and-group": ["scheduler=choice(none,cosine)", "training.lr=choice(1e-4,3e-4)"],
     # sweep=default sweeps lr x kl_weight x batch_size; the command line fixes lr and replaces
@@ -96,11 +108,19 @@ def test_job_list_is_the_one_hydra_multirun_launches(case, hydra_multirun):
     expected = hydra_multirun([a for a in args if not a.startswith("osmo.")])  # training's args
     jobs = [list(job.overrides) for job in expand_sweep(args).jobs]
     assert jobs == expected
-    assert len(jobs) == {"lists": 4, "range": 3, "choice-and-group": 4,
-                         "preset-with-cli-axis": 4, "glob": 2}[case]
+    assert (
+        len(jobs)
+        == {"lists": 4, "range": 3, "choice-and-group": 4, "preset-with-cli-axis": 4, "glob": 2}[
+            case
+        ]
+    )
     if case == "preset-with-cli-axis":  # preset axes first, a CLI value keeps the axis' place
-        assert jobs[0] == ["training.lr=0.0001", "training.kl_weight=1", "training.batch_size=2",
-                           "sweep=default"]
+        assert jobs[0] == [
+            "training.lr=0.0001",
+            "training.kl_weight=1",
+            "training.batch_size=2",
+            "sweep=default",
+        ]
         assert [j[2] for j in jobs] == ["training.batch_size=2", "training.batch_size=16"] * 2
 
 
@@ -108,8 +128,13 @@ def test_job_list_is_the_one_hydra_multirun_launches(case, hydra_multirun):
 
 # A valid sweep whose jobs stop at once (before any data or model work): every job fails its
 # training.resume check, in a multirun that records the failure and goes on.
-CHEAP_SWEEP = ["sweep=default", "training.lr=1e-4", "logger=wandb", "logger.mode=disabled",
-               "training.resume=/nonexistent/last.pt"]
+CHEAP_SWEEP = [
+    "sweep=default",
+    "training.lr=1e-4",
+    "logger=wandb",
+    "logger.mode=disabled",
+    "training.resume=/nonexistent/last.pt",
+]
 TASK_INDEX = 2
 
 # Runs `python -m act_hydra.train ARGS` for each ARGS in one interpreter (runpy, exactly what
@@ -131,8 +156,9 @@ print("EXIT CODES", json.dumps(codes))
 
 def _python(args: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
     env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
-    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 @pytest.fixture(scope="module")
@@ -147,8 +173,13 @@ def cli_runs(tmp_path_factory):
     assert task["name"] == "run-002" and task["command"] == ["python"]
     assert task["args"][:2] == ["-m", "act_hydra.train"]
     task_args = [a.replace("{{output}}", str(output)) for a in task["args"][2:]]
-    multirun_args = ["--multirun", *CHEAP_SWEEP, "hydra.launcher.n_jobs=1",
-                     f"hydra.sweep.dir={sweep_dir}", *_no_summary_plot()]
+    multirun_args = [
+        "--multirun",
+        *CHEAP_SWEEP,
+        "hydra.launcher.n_jobs=1",
+        f"hydra.sweep.dir={sweep_dir}",
+        *_no_summary_plot(),
+    ]
     proc = _python(["-c", CLI_RUNS, json.dumps([multirun_args, task_args])])
     assert "EXIT CODES" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-2000:]
     codes = json.loads(proc.stdout.split("EXIT CODES", 1)[1])
@@ -173,8 +204,9 @@ def test_job_list_equals_a_real_cli_multirun(cli_runs):
     plan, sweep_dir, _, codes, log = cli_runs
     # every job failed (on purpose): the sweep summary callback makes the multirun exit 1
     assert codes[0] in (0, 1), log[-3000:]
-    launched = [yaml.safe_load((d / ".hydra" / "overrides.yaml").read_text())
-                for d in _job_dirs(sweep_dir)]
+    launched = [
+        yaml.safe_load((d / ".hydra" / "overrides.yaml").read_text()) for d in _job_dirs(sweep_dir)
+    ]
     assert len(launched) == 4
     assert [list(j.overrides) for j in plan.jobs] == launched
 
@@ -188,17 +220,27 @@ def test_a_generated_task_runs_locally_with_the_multirun_jobs_config(cli_runs):
     local = output / "run-002" / ".hydra"
     assert yaml.safe_load((local / "hydra.yaml").read_text())["hydra"]["mode"] == "RUN"
     remote = _job_dirs(sweep_dir)[TASK_INDEX] / ".hydra"
-    assert yaml.safe_load((local / "config.yaml").read_text()) == \
-        yaml.safe_load((remote / "config.yaml").read_text())
-    assert yaml.safe_load((local / "overrides.yaml").read_text()) == \
-        yaml.safe_load((remote / "overrides.yaml").read_text())
+    assert yaml.safe_load((local / "config.yaml").read_text()) == yaml.safe_load(
+        (remote / "config.yaml").read_text()
+    )
+    assert yaml.safe_load((local / "overrides.yaml").read_text()) == yaml.safe_load(
+        (remote / "overrides.yaml").read_text()
+    )
 
 
 @pytest.mark.slow
 def test_a_generated_task_trains_like_its_multirun_job(tmp_path):
     args = [*TINY, "training.lr=3e-4", "logger=wandb", "logger.mode=disabled"]
-    proc = _python(["-m", "act_hydra.train", "--multirun", *args, "hydra.launcher.n_jobs=1",
-                    f"hydra.sweep.dir={tmp_path / 'multirun'}"])
+    proc = _python(
+        [
+            "-m",
+            "act_hydra.train",
+            "--multirun",
+            *args,
+            "hydra.launcher.n_jobs=1",
+            f"hydra.sweep.dir={tmp_path / 'multirun'}",
+        ]
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     plan = expand_sweep(args)
     task = build_workflow(plan.osmo, plan.jobs)["workflow"]["tasks"][0]
@@ -206,11 +248,13 @@ def test_a_generated_task_trains_like_its_multirun_job(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     run_dir = tmp_path / "osmo" / "run-000"
     assert yaml.safe_load((run_dir / "summary.json").read_text())["status"] == "completed"
-    assert yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text()) == \
-        yaml.safe_load((tmp_path / "multirun" / "0" / ".hydra" / "config.yaml").read_text())
+    assert yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text()) == yaml.safe_load(
+        (tmp_path / "multirun" / "0" / ".hydra" / "config.yaml").read_text()
+    )
 
 
 # ----------------------------------------------------------------------------- checked-in files
+
 
 def test_checked_in_sweep_workflow_is_regenerated_byte_identical():
     plan = expand_sweep(["sweep=default"])
@@ -242,16 +286,20 @@ def test_checked_in_sweep_has_one_task_per_job_with_quoted_args_and_wandb():
 
 # ----------------------------------------------------------------------------- CLI behaviour
 
-@pytest.mark.parametrize("override, fragment", [
-    ("training.lrr=1", "Key 'lrr' not in 'TrainingConfig'"),
-    ("training.lr=1e-4,-1", "training.lr=-1.0 is invalid"),
-    ("scheduler=cosnie", "Could not find 'scheduler/cosnie'"),
-    ("osmo.gpu=1,2", "cannot be swept"),
-    ("osmo.memory=16GB", "osmo.memory='16GB' is invalid"),
-    ("osmo.cpuu=4", "Key 'cpuu' not in 'OsmoConfig'"),
-    ("+osmo.cpuu=4", "drop the '+'"),
-    ("training.lr=interval(0,1)", "does not support sweep type"),
-])
+
+@pytest.mark.parametrize(
+    "override, fragment",
+    [
+        ("training.lrr=1", "Key 'lrr' not in 'TrainingConfig'"),
+        ("training.lr=1e-4,-1", "training.lr=-1.0 is invalid"),
+        ("scheduler=cosnie", "Could not find 'scheduler/cosnie'"),
+        ("osmo.gpu=1,2", "cannot be swept"),
+        ("osmo.memory=16GB", "osmo.memory='16GB' is invalid"),
+        ("osmo.cpuu=4", "Key 'cpuu' not in 'OsmoConfig'"),
+        ("+osmo.cpuu=4", "drop the '+'"),
+        ("training.lr=interval(0,1)", "does not support sweep type"),
+    ],
+)
 def test_invalid_overrides_exit_nonzero_and_write_nothing(override, fragment, tmp_path, capsys):
     assert generator.main([override, "-o", str(tmp_path / "out" / "wf.yaml")]) == 2
     assert fragment in capsys.readouterr().err
@@ -272,14 +320,18 @@ def test_large_sweep_is_split_into_numbered_files(tmp_path, capsys):
     parts = [tmp_path / "sweep-part-1-of-2.yaml", tmp_path / "sweep-part-2-of-2.yaml"]
     assert sorted(tmp_path.iterdir()) == parts
     docs = [yaml.safe_load(p.read_text())["workflow"] for p in parts]
-    assert [d["name"] for d in docs] == ["act-hydra-sweep-part-1-of-2",
-                                         "act-hydra-sweep-part-2-of-2"]
+    assert [d["name"] for d in docs] == [
+        "act-hydra-sweep-part-1-of-2",
+        "act-hydra-sweep-part-2-of-2",
+    ]
     assert [[t["name"] for t in d["tasks"]] for d in docs] == [["run-000", "run-001"], ["run-002"]]
     assert main_check([str(p) for p in parts]) == 0
 
     refused = tmp_path / "refused"
-    assert generator.main([*args, "osmo.split_large_sweeps=false", "-o",
-                           str(refused / "sweep.yaml")]) == 2
+    assert (
+        generator.main([*args, "osmo.split_large_sweeps=false", "-o", str(refused / "sweep.yaml")])
+        == 2
+    )
     err = capsys.readouterr().err
     assert "osmo.max_tasks_per_workflow" in err and "osmo.split_large_sweeps=true" in err
     assert not refused.exists()
@@ -323,9 +375,17 @@ def test_check_reports_a_broken_file(tmp_path, capsys):
 
 # ----------------------------------------------------------------------------- workflow shapes
 
+
 def _jobs(n: int) -> list[Job]:
-    return [Job(overrides=(f"training.seed={i}",), args=(f"training.seed={i}", "logger=wandb"),
-                wandb=True, wandb_online=True) for i in range(n)]
+    return [
+        Job(
+            overrides=(f"training.seed={i}",),
+            args=(f"training.seed={i}", "logger=wandb"),
+            wandb=True,
+            wandb_online=True,
+        )
+        for i in range(n)
+    ]
 
 
 def _osmo(**settings) -> OsmoConfig:
@@ -340,8 +400,14 @@ def test_torchrun_task_shape_validates():
     task = doc["workflow"]["tasks"][1]
     # torchrun behind act_hydra.launch, which keeps a preempted run's exit code 75
     assert task["command"] == ["python"]
-    assert task["args"][:6] == ["-m", "act_hydra.launch", "--standalone", "--nnodes=1",
-                                "--nproc_per_node=4", "--"]
+    assert task["args"][:6] == [
+        "-m",
+        "act_hydra.launch",
+        "--standalone",
+        "--nnodes=1",
+        "--nproc_per_node=4",
+        "--",
+    ]
     assert doc["workflow"]["resources"]["default"]["gpu"] == 4
     assert task["outputs"] == [{"url": "s3://bucket/act-sweeps/{{workflow_id}}/run-001/"}]
 
@@ -355,10 +421,16 @@ def test_multi_node_runs_become_groups_with_one_lead():
     lead, worker = groups[1]["tasks"]
     assert (lead["name"], lead["lead"], "lead" in worker) == ("run-001-node-0", True, False)
     for rank, task in enumerate((lead, worker)):
-        assert task["args"][:8] == ["-m", "act_hydra.launch", "--nnodes=2", "--nproc_per_node=8",
-                                    f"--node_rank={rank}",
-                                    "--master_addr={{host:run-001-node-0}}",
-                                    "--master_port=29500", "--"]
+        assert task["args"][:8] == [
+            "-m",
+            "act_hydra.launch",
+            "--nnodes=2",
+            "--nproc_per_node=8",
+            f"--node_rank={rank}",
+            "--master_addr={{host:run-001-node-0}}",
+            "--master_port=29500",
+            "--",
+        ]
         assert task["args"][-1] == "hydra.run.dir={{output}}/run-001"
         assert task["inputs"] == [{"url": "s3://bucket/episodes"}]
     assert "outputs" in lead and "outputs" not in worker  # only the lead uploads
@@ -372,8 +444,13 @@ def test_multi_node_sweeps_count_every_node_against_the_task_limit():
 
 
 def test_dataset_url_points_the_jobs_at_the_input(tmp_path):
-    plan = expand_sweep(["data=aloha_hdf5", "osmo.dataset_url=s3://bucket/cube",
-                         "osmo.output_url=s3://bucket/runs/"])
+    plan = expand_sweep(
+        [
+            "data=aloha_hdf5",
+            "osmo.dataset_url=s3://bucket/cube",
+            "osmo.output_url=s3://bucket/runs/",
+        ]
+    )
     task = build_workflow(plan.osmo, plan.jobs)["workflow"]["tasks"][0]
     assert "data.dataset_dir={{input:0}}" in task["args"]
     assert task["inputs"] == [{"url": "s3://bucket/cube"}]
@@ -385,8 +462,12 @@ def test_dataset_url_points_the_jobs_at_the_input(tmp_path):
 def test_a_job_choosing_its_logger_keeps_it_and_hydra_settings_are_forwarded():
     plan = expand_sweep(["logger=none", "hydra.verbose=true", "hydra.sweep.dir=/tmp/x"])
     task = build_workflow(plan.osmo, plan.jobs)["workflow"]["tasks"][0]
-    assert task["args"][2:] == ["logger=none", "hydra.verbose=true", "hydra.mode=RUN",
-                                "hydra.run.dir={{output}}/run-000"]
+    assert task["args"][2:] == [
+        "logger=none",
+        "hydra.verbose=true",
+        "hydra.mode=RUN",
+        "hydra.run.dir={{output}}/run-000",
+    ]
     assert "credentials" not in task and "WANDB_RUN_GROUP" not in task["environment"]
 
 
@@ -398,10 +479,18 @@ def test_osmo_settings_are_the_generators_own_config_not_the_training_schema():
 
 
 def test_osmo_settings_are_checked_with_key_rule_and_fix():
-    problems = check_osmo_settings(OsmoConfig(gpu=2, gpus_per_task=4, workflow_name="a.b",
-                                              output_url="http://x", exec_timeout="10h5m"))
+    problems = check_osmo_settings(
+        OsmoConfig(
+            gpu=2, gpus_per_task=4, workflow_name="a.b", output_url="http://x", exec_timeout="10h5m"
+        )
+    )
     text = "\n".join(problems)
-    for fragment in ("osmo.gpu=2", "pass osmo.gpu=4", "osmo.workflow_name='a.b'",
-                     "osmo.output_url='http://x'", "osmo.exec_timeout='10h5m'"):
+    for fragment in (
+        "osmo.gpu=2",
+        "pass osmo.gpu=4",
+        "osmo.workflow_name='a.b'",
+        "osmo.output_url='http://x'",
+        "osmo.exec_timeout='10h5m'",
+    ):
         assert fragment in text
     assert check_osmo_settings(OsmoConfig()) == []

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from act_hydra.tracking import read_metrics
 from act_hydra.errors import EXIT_DIVERGED, EXIT_PREEMPTED
+from act_hydra.tracking import read_metrics
 from tests.helpers import ROOT, TINY, read_jsonl, run_train
 
 # Long enough to be killed at different points, short enough for CPU.
@@ -24,9 +24,21 @@ RUN = ["training.num_steps=8", "training.save_every=2", "training.eval_every=3"]
 def start_train(run_dir: Path, *overrides: str) -> subprocess.Popen:
     env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
     return subprocess.Popen(
-        [sys.executable, "-m", "act_hydra.train", *TINY, *RUN, *overrides,
-         f"hydra.run.dir={run_dir}"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "act_hydra.train",
+            *TINY,
+            *RUN,
+            *overrides,
+            f"hydra.run.dir={run_dir}",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def wait_for(predicate, proc: subprocess.Popen, timeout: float = 120.0) -> bool:
@@ -89,8 +101,7 @@ def test_sigkill_mid_training_then_rerun_is_bit_identical(tmp_path, uninterrupte
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kill_point", ["first_step", "during_checkpoint_write", "step_6"])
-def test_sigkill_at_other_points_then_rerun_is_bit_identical(tmp_path, uninterrupted,
-                                                             kill_point):
+def test_sigkill_at_other_points_then_rerun_is_bit_identical(tmp_path, uninterrupted, kill_point):
     conditions = {
         "first_step": lambda d: logged_steps(d) != [],
         # The temporary file exists only while torch.save writes and fsyncs a checkpoint.
@@ -121,8 +132,14 @@ def test_sigterm_saves_a_checkpoint_and_exits_75(tmp_path, uninterrupted):
 
 def test_divergence_stops_with_exit_3_and_keeps_the_last_good_checkpoint(tmp_path):
     run_dir = tmp_path / "run"
-    proc = run_train(run_dir, "training.lr=1e12", "training.lr_backbone=1e12",
-                     "training.num_steps=30", "training.save_every=1", "training.eval_every=50")
+    proc = run_train(
+        run_dir,
+        "training.lr=1e12",
+        "training.lr_backbone=1e12",
+        "training.num_steps=30",
+        "training.save_every=1",
+        "training.eval_every=50",
+    )
     assert proc.returncode == EXIT_DIVERGED, proc.stderr[-3000:]
     assert "training diverged: the loss became non-finite at step" in proc.stderr
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -152,6 +169,7 @@ def _limit_file_size(max_bytes: int):
     def apply():
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # fail the write instead of killing us
         resource.setrlimit(resource.RLIMIT_FSIZE, (max_bytes, max_bytes))
+
     return apply
 
 
@@ -164,11 +182,18 @@ def test_a_failed_checkpoint_write_keeps_the_previous_checkpoint(tmp_path):
     # Continue to 8 steps, but no file may now exceed 1 MiB: the checkpoint at step 6 fails.
     proc = subprocess.run(
         [sys.executable, "-m", "act_hydra.train", *TINY, *RUN, f"hydra.run.dir={run_dir}"],
-        cwd=ROOT, env={**os.environ, "HYDRA_FULL_ERROR": "0"}, capture_output=True, text=True,
-        timeout=300, preexec_fn=_limit_file_size(1 << 20))
+        cwd=ROOT,
+        env={**os.environ, "HYDRA_FULL_ERROR": "0"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=_limit_file_size(1 << 20),
+    )
     assert proc.returncode == EXIT_IO_ERROR, proc.stderr[-3000:]
-    assert "could not write" in proc.stderr and "the previous checkpoint there is intact" \
-        in proc.stderr
+    assert (
+        "could not write" in proc.stderr
+        and "the previous checkpoint there is intact" in proc.stderr
+    )
     assert (run_dir / "checkpoints" / "last.pt").read_bytes() == before
     assert not list((run_dir / "checkpoints").glob(".*.tmp-*"))
     assert logged_steps(run_dir) == list(range(6))  # the metrics up to the failure survive

@@ -10,14 +10,14 @@ from act_hydra.schedule import build_scheduler, cosine_with_warmup_factor, resto
 
 # (step, warmup, total, min_lr_ratio, expected factor), computed by hand from the formula.
 TABLE = [
-    (0, 500, 20000, 1e-2, 0.0),                      # step 0: warmup starts at 0
-    (250, 500, 20000, 1e-2, 0.5),                    # inside the warmup
-    (499, 500, 20000, 1e-2, 0.998),                  # last warmup step
-    (500, 500, 20000, 1e-2, 1.0),                    # end of warmup: the base LR
-    (10250, 500, 20000, 1e-2, 0.505),                # midpoint of the decay: (1 + r) / 2
-    (20000, 500, 20000, 1e-2, 0.01),                 # T: the floor
+    (0, 500, 20000, 1e-2, 0.0),  # step 0: warmup starts at 0
+    (250, 500, 20000, 1e-2, 0.5),  # inside the warmup
+    (499, 500, 20000, 1e-2, 0.998),  # last warmup step
+    (500, 500, 20000, 1e-2, 1.0),  # end of warmup: the base LR
+    (10250, 500, 20000, 1e-2, 0.505),  # midpoint of the decay: (1 + r) / 2
+    (20000, 500, 20000, 1e-2, 0.01),  # T: the floor
     (19999, 500, 20000, 1e-2, 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * 19499 / 19500))),
-    (0, 0, 100, 0.0, 1.0),                           # warmup_steps=0 starts at the base LR
+    (0, 0, 100, 0.0, 1.0),  # warmup_steps=0 starts at the base LR
     (50, 0, 100, 0.0, 0.5),
     (100, 0, 100, 0.0, 0.0),
 ]
@@ -25,8 +25,9 @@ TABLE = [
 
 @pytest.mark.parametrize("step,warmup,total,ratio,expected", TABLE)
 def test_cosine_factor_table(step, warmup, total, ratio, expected):
-    assert cosine_with_warmup_factor(step, warmup, total, ratio) == pytest.approx(expected,
-                                                                                  rel=1e-12)
+    assert cosine_with_warmup_factor(step, warmup, total, ratio) == pytest.approx(
+        expected, rel=1e-12
+    )
 
 
 def test_last_update_is_just_above_the_floor():

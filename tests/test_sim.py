@@ -68,8 +68,9 @@ def test_expert_succeeds(env):
 def test_blind_policy_fails(env):
     """Replaying the mean expert trajectory (no vision) rarely grasps the cube."""
     mean_actions = np.mean([expert_episode(env, seed=s).action for s in range(10)], axis=0)
-    results = [rollout(env, lambda obs: mean_actions[env.t], seed=100 + s, record=False)
-               for s in range(30)]
+    results = [
+        rollout(env, lambda obs: mean_actions[env.t], seed=100 + s, record=False) for s in range(30)
+    ]
     assert np.mean([r.success for r in results]) <= 0.05
 
 
@@ -77,8 +78,10 @@ def test_untrained_like_policy_fails(env):
     """Actions that ignore the image (mean action + noise, as from an untrained net) fail."""
     mean = np.mean([expert_episode(env, seed=s).action for s in range(5)], axis=(0, 1))
     rng = np.random.default_rng(0)
-    successes = [rollout(env, lambda obs: mean + rng.normal(0, 0.3, 14), seed=200 + s,
-                         record=False).success for s in range(20)]
+    successes = [
+        rollout(env, lambda obs: mean + rng.normal(0, 0.3, 14), seed=200 + s, record=False).success
+        for s in range(20)
+    ]
     assert np.mean(successes) <= 0.1
 
 
@@ -112,8 +115,9 @@ def test_cube_turns_until_grasped_then_follows_the_gripper():
     for _ in range(5):
         env.step(sim.HOME_QPOS)
         path.append(env.cube_pos.copy())
-    np.testing.assert_allclose(np.linalg.norm(np.array(path) - sim.TURNTABLE_CENTER, axis=1),
-                               radius)
+    np.testing.assert_allclose(
+        np.linalg.norm(np.array(path) - sim.TURNTABLE_CENTER, axis=1), radius
+    )
     np.testing.assert_allclose(path[1], sim.spin(path[0]))
     assert np.linalg.norm(path[-1] - path[0]) > 0.03
     env.reset(seed=1)
@@ -163,8 +167,7 @@ def test_kinematics_round_trip():
     for _ in range(50):
         angle, radius = rng.uniform(0, 2 * np.pi), rng.uniform(*sim.CUBE_RADII)
         p = sim.TURNTABLE_CENTER + radius * np.array([np.cos(angle), np.sin(angle)])
-        np.testing.assert_allclose(sim.forward_kinematics(*sim.inverse_kinematics(p)), p,
-                                   atol=1e-9)
+        np.testing.assert_allclose(sim.forward_kinematics(*sim.inverse_kinematics(p)), p, atol=1e-9)
 
 
 def test_step_errors(env):

@@ -42,19 +42,31 @@ def job_dirs(sweep_dir: Path) -> list[Path]:
 
 
 def summarize_script(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "act_hydra.sweep_summary", *args],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "act_hydra.sweep_summary", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 # ----------------------------------------------------------------------------- real CLI sweeps
+
 
 @pytest.fixture(scope="module")
 def four_jobs(tmp_path_factory):
     """4 tiny jobs through the default (joblib) launcher; two worker processes, so jobs 2 and 3
     run in reused workers. data.num_workers=1 starts DataLoader workers inside loky workers."""
     sweep_dir = tmp_path_factory.mktemp("four") / "sweep"
-    proc = multirun(sweep_dir, *TINY, "data.num_workers=1", "hydra.launcher.n_jobs=2",
-                    "training.kl_weight=1,10", "training.lr=1e-4,3e-4")
+    proc = multirun(
+        sweep_dir,
+        *TINY,
+        "data.num_workers=1",
+        "hydra.launcher.n_jobs=2",
+        "training.kl_weight=1,10",
+        "training.lr=1e-4,3e-4",
+    )
     return sweep_dir, proc
 
 
@@ -100,8 +112,11 @@ def test_four_job_multirun_writes_and_prints_the_summary(four_jobs):
     rows = read_csv(sweep_dir / CSV_NAME)
     assert [r["job"] for r in rows] == ["0", "1", "2", "3"]
     assert [r["overrides"] for r in rows] == [
-        "training.kl_weight=1 training.lr=0.0001", "training.kl_weight=1 training.lr=0.0003",
-        "training.kl_weight=10 training.lr=0.0001", "training.kl_weight=10 training.lr=0.0003"]
+        "training.kl_weight=1 training.lr=0.0001",
+        "training.kl_weight=1 training.lr=0.0003",
+        "training.kl_weight=10 training.lr=0.0001",
+        "training.kl_weight=10 training.lr=0.0003",
+    ]
     assert {r["status"] for r in rows} == {"completed"}
     assert all(r["steps_done"] == "4" and float(r["wall_time_s"]) > 0 for r in rows)
     losses = [float(r["best_val_loss"]) for r in rows]
@@ -132,11 +147,12 @@ def test_a_failing_job_leaves_the_others_complete_and_fails_the_sweep(one_fails)
     # The summary was written before the sweep failed, and the message names the job and why.
     rows = read_csv(sweep_dir / CSV_NAME)
     assert [(r["job"], r["status"], r["winner"]) for r in rows] == [
-        ("0", "failed", "0"), ("1", "completed", "1")]
+        ("0", "failed", "0"),
+        ("1", "completed", "1"),
+    ]
     assert "training.lr=-1.0 is invalid" in rows[0]["error"]
     assert "1 of 2 sweep jobs did not complete" in proc.stderr
-    assert "job 0 [training.lr=-1] failed: ConfigError: training.lr=-1.0 is invalid" \
-        in proc.stderr
+    assert "job 0 [training.lr=-1] failed: ConfigError: training.lr=-1.0 is invalid" in proc.stderr
 
 
 def test_summarize_script_rebuilds_the_same_table(one_fails):
@@ -159,16 +175,26 @@ def test_command_line_value_replaces_the_presets_axis(tmp_path):
     """sweep=default training.lr=1e-4: 2 kl_weight x 2 batch_size = 4 jobs. The jobs stop at
     once (a bad training.resume path), so this checks the job list, not training."""
     sweep_dir = tmp_path / "sweep"
-    proc = multirun(sweep_dir, "sweep=default", "training.lr=1e-4", "hydra.launcher.n_jobs=1",
-                    "training.resume=/nonexistent/last.pt")
+    proc = multirun(
+        sweep_dir,
+        "sweep=default",
+        "training.lr=1e-4",
+        "hydra.launcher.n_jobs=1",
+        "training.resume=/nonexistent/last.pt",
+    )
     assert proc.returncode == 1, (proc.stdout + proc.stderr)[-4000:]
     rows = read_csv(sweep_dir / CSV_NAME)
     assert [r["overrides"] for r in rows] == [
-        "training.kl_weight=1 training.batch_size=4", "training.kl_weight=1 training.batch_size=8",
+        "training.kl_weight=1 training.batch_size=4",
+        "training.kl_weight=1 training.batch_size=8",
         "training.kl_weight=10 training.batch_size=4",
-        "training.kl_weight=10 training.batch_size=8"]
-    assert all([o for o in r["all_overrides"].split() if o.startswith("training.lr=")]
-               == ["training.lr=0.0001"] for r in rows)
+        "training.kl_weight=10 training.batch_size=8",
+    ]
+    assert all(
+        [o for o in r["all_overrides"].split() if o.startswith("training.lr=")]
+        == ["training.lr=0.0001"]
+        for r in rows
+    )
     assert {r["status"] for r in rows} == {"failed"}
     assert "4 of 4 sweep jobs did not complete" in proc.stderr
 
@@ -185,16 +211,24 @@ def test_default_grid_runs_all_12_jobs(tmp_path):
 
 # ----------------------------------------------------------------------------- summary module
 
-def make_run(run_dir: Path, overrides: list[str] | None = None, summary: dict | None = None,
-             metrics: list[dict] | None = None, hydra_mode: str | None = None,
-             job_num: int = 0, torn_tail: bool = False) -> Path:
+
+def make_run(
+    run_dir: Path,
+    overrides: list[str] | None = None,
+    summary: dict | None = None,
+    metrics: list[dict] | None = None,
+    hydra_mode: str | None = None,
+    job_num: int = 0,
+    torn_tail: bool = False,
+) -> Path:
     run_dir.mkdir(parents=True)
     if overrides is not None:
         (run_dir / ".hydra").mkdir()
         (run_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
         if hydra_mode:
-            (run_dir / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump(
-                {"hydra": {"mode": hydra_mode, "job": {"num": job_num}}}))
+            (run_dir / ".hydra" / "hydra.yaml").write_text(
+                yaml.safe_dump({"hydra": {"mode": hydra_mode, "job": {"num": job_num}}})
+            )
     if summary is not None:
         (run_dir / "summary.json").write_text(json.dumps(summary))
     if metrics is not None:
@@ -204,38 +238,67 @@ def make_run(run_dir: Path, overrides: list[str] | None = None, summary: dict | 
 
 
 def done(best: float, step: int = 3, **extra) -> dict:
-    return {"status": "completed", "steps_done": 4, "num_steps": 4, "best_val_loss": best,
-            "best_val_step": step, "wall_time_s": 1.5, **extra}
+    return {
+        "status": "completed",
+        "steps_done": 4,
+        "num_steps": 4,
+        "best_val_loss": best,
+        "best_val_step": step,
+        "wall_time_s": 1.5,
+        **extra,
+    }
 
 
 def val_rows(*losses: float, l1: float = 0.5) -> list[dict]:
-    return [{"step": i, "val/loss": v, "val/l1": l1, "val/kl": 0.1}
-            for i, v in enumerate(losses)]
+    return [{"step": i, "val/loss": v, "val/l1": l1, "val/kl": 0.1} for i, v in enumerate(losses)]
 
 
 def test_downloaded_osmo_outputs_are_found_recursively(tmp_path):
     """OSMO tasks upload {{output}} (holding run-NNN/) to <output_url>/<workflow id>/run-NNN/."""
     wf = tmp_path / "act-hydra-sweep-7"
     common = ["logger=wandb", "training.num_steps=4"]
-    make_run(wf / "run-000" / "run-000", [*common, "training.lr=1e-5"], done(0.9),
-             val_rows(1.2, 0.9), hydra_mode="RUN")
-    make_run(wf / "run-001" / "run-001", [*common, "training.lr=5e-5"], done(0.4, step=1),
-             val_rows(0.6, 0.4), hydra_mode="RUN")
-    make_run(wf / "run-003" / "run-003", [*common, "training.lr=-1"],
-             {"status": "failed", "error": "ConfigError: training.lr=-1.0 is invalid"},
-             hydra_mode="RUN")
+    make_run(
+        wf / "run-000" / "run-000",
+        [*common, "training.lr=1e-5"],
+        done(0.9),
+        val_rows(1.2, 0.9),
+        hydra_mode="RUN",
+    )
+    make_run(
+        wf / "run-001" / "run-001",
+        [*common, "training.lr=5e-5"],
+        done(0.4, step=1),
+        val_rows(0.6, 0.4),
+        hydra_mode="RUN",
+    )
+    make_run(
+        wf / "run-003" / "run-003",
+        [*common, "training.lr=-1"],
+        {"status": "failed", "error": "ConfigError: training.lr=-1.0 is invalid"},
+        hydra_mode="RUN",
+    )
     # killed mid-run: no summary.json, a torn last metrics line
-    make_run(wf / "run-004" / "run-004", [*common, "training.lr=1e-3"], None,
-             [{"step": 0, "train/loss": 2.0}, *val_rows(0.8, 0.7)], hydra_mode="RUN",
-             torn_tail=True)
+    make_run(
+        wf / "run-004" / "run-004",
+        [*common, "training.lr=1e-3"],
+        None,
+        [{"step": 0, "train/loss": 2.0}, *val_rows(0.8, 0.7)],
+        hydra_mode="RUN",
+        torn_tail=True,
+    )
     (wf / "run-001" / "run-001" / "wandb" / "offline-run-x").mkdir(parents=True)
 
     assert len(find_run_dirs(tmp_path)) == 4
     summary = summarize_sweep(tmp_path, expected_jobs=6)
     rows = summary.rows
     assert [(r.job, r.status) for r in rows] == [
-        (0, "completed"), (1, "completed"), (2, "missing"), (3, "failed"), (4, "missing"),
-        (5, "missing")]
+        (0, "completed"),
+        (1, "completed"),
+        (2, "missing"),
+        (3, "failed"),
+        (4, "missing"),
+        (5, "missing"),
+    ]
     assert [r.varying for r in rows][:2] == [["training.lr=1e-5"], ["training.lr=5e-5"]]
     assert rows[1].winner and summary.winner is rows[1]
     assert rows[1].best_val_step == 1 and rows[1].steps_done == 4
@@ -250,11 +313,26 @@ def test_downloaded_osmo_outputs_are_found_recursively(tmp_path):
 
 
 def test_success_rate_column_and_ranking(tmp_path):
-    make_run(tmp_path / "0", ["a=1"], done(0.5), [*val_rows(0.5),
-             {"step": 0, "eval/success_rate": 0.2}, {"step": 3, "eval/success_rate": 0.4}],
-             hydra_mode="MULTIRUN", job_num=0)
-    make_run(tmp_path / "1", ["a=2"], done(0.9), [*val_rows(0.9),
-             {"step": 3, "eval/success_rate": 0.8}], hydra_mode="MULTIRUN", job_num=1)
+    make_run(
+        tmp_path / "0",
+        ["a=1"],
+        done(0.5),
+        [
+            *val_rows(0.5),
+            {"step": 0, "eval/success_rate": 0.2},
+            {"step": 3, "eval/success_rate": 0.4},
+        ],
+        hydra_mode="MULTIRUN",
+        job_num=0,
+    )
+    make_run(
+        tmp_path / "1",
+        ["a=2"],
+        done(0.9),
+        [*val_rows(0.9), {"step": 3, "eval/success_rate": 0.8}],
+        hydra_mode="MULTIRUN",
+        job_num=1,
+    )
     by_loss = summarize_sweep(tmp_path, plot=False)
     assert by_loss.winner.job == 0
     assert [r.success_rate for r in by_loss.rows] == [0.4, 0.8]  # the last one logged
@@ -272,9 +350,12 @@ def test_val_l1_ranking_ignores_the_kl_weight_scale(tmp_path):
 
 
 def test_no_winner_when_no_job_completed(tmp_path):
-    make_run(tmp_path / "0", ["x=1"], {"status": "diverged", "steps_done": 2,
-                                       "best_val_loss": None, "diverged_at_step": 2},
-             [{"step": 0, "val/loss": "nan"}])
+    make_run(
+        tmp_path / "0",
+        ["x=1"],
+        {"status": "diverged", "steps_done": 2, "best_val_loss": None, "diverged_at_step": 2},
+        [{"step": 0, "val/loss": "nan"}],
+    )
     summary = summarize_sweep(tmp_path)
     assert summary.winner is None and summary.rows[0].error == "diverged at step 2"
     assert math.isnan(summary.rows[0].val_curve[0][1])
@@ -310,6 +391,8 @@ def test_parallel_sweep_jobs_hold_different_gpus(tmp_path):
                 assert third == 0
     with hold_free_gpu(tmp_path, 2, 2) as again:  # released when the jobs ended
         assert again == 0
-    assert sorted(p.name for p in (tmp_path / ".gpu_slots").iterdir()) == \
-        ["cuda0.lock", "cuda1.lock"]
+    assert sorted(p.name for p in (tmp_path / ".gpu_slots").iterdir()) == [
+        "cuda0.lock",
+        "cuda1.lock",
+    ]
     assert find_run_dirs(tmp_path) == []

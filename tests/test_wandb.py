@@ -29,13 +29,25 @@ FAKE_KEY = "local-0123456789abcdef0123456789abcdef01234567"
 FAKE_SECRET = FAKE_KEY.split("-", 1)[1]
 OSMO_COMMAND = "osmo credential set wandb --type GENERIC --payload wandb_api_key=<key>"
 
-RESOLVED = {"training": {"lr": 3e-4, "kl_weight": 10.0, "batch_size": 2},
-            "model": {"dim_model": 32, "chunk_size": 5}, "logger": {"backend": "wandb"}}
-TRAIN_ROWS = [{"step": s, "train/loss": 1.0 / (s + 1), "train/l1": 0.5 / (s + 1),
-               "train/kl": 0.01 * s, "lr": 3e-4, "lr_backbone": 1e-5, "grad_norm": 2.0 + s,
-               "samples_per_s": 100.0 + s} for s in range(4)]
-VAL_ROWS = [{"step": s, "val/loss": 0.9 - 0.1 * s, "val/l1": 0.4, "val/kl": 0.02}
-            for s in (1, 3)]
+RESOLVED = {
+    "training": {"lr": 3e-4, "kl_weight": 10.0, "batch_size": 2},
+    "model": {"dim_model": 32, "chunk_size": 5},
+    "logger": {"backend": "wandb"},
+}
+TRAIN_ROWS = [
+    {
+        "step": s,
+        "train/loss": 1.0 / (s + 1),
+        "train/l1": 0.5 / (s + 1),
+        "train/kl": 0.01 * s,
+        "lr": 3e-4,
+        "lr_backbone": 1e-5,
+        "grad_norm": 2.0 + s,
+        "samples_per_s": 100.0 + s,
+    }
+    for s in range(4)
+]
+VAL_ROWS = [{"step": s, "val/loss": 0.9 - 0.1 * s, "val/l1": 0.4, "val/kl": 0.02} for s in (1, 3)]
 
 
 def offline(**kwargs) -> LoggerConfig:
@@ -53,14 +65,29 @@ def files_containing(root: Path, needles: list[str]) -> list[str]:
 
 def clean_env(tmp: Path, **extra: str) -> dict[str, str]:
     """Environment for a child process with no W&B credential anywhere."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("WANDB_API_KEY", "WANDB_IDENTITY_TOKEN_FILE", "NETRC", "WANDB_CONFIG_DIR",
-                        "WANDB_RUN_GROUP", "WANDB_BASE_URL", "RANK")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in (
+            "WANDB_API_KEY",
+            "WANDB_IDENTITY_TOKEN_FILE",
+            "NETRC",
+            "WANDB_CONFIG_DIR",
+            "WANDB_RUN_GROUP",
+            "WANDB_BASE_URL",
+            "RANK",
+        )
+    }
     home = tmp / "home"
     home.mkdir(exist_ok=True)
-    env.update(HOME=str(home), WANDB_DATA_DIR=str(tmp / "wandb-data"),
-               WANDB_CACHE_DIR=str(tmp / "wandb-cache"), WANDB_SILENT="true",
-               PYTHONPATH=str(ROOT))
+    env.update(
+        HOME=str(home),
+        WANDB_DATA_DIR=str(tmp / "wandb-data"),
+        WANDB_CACHE_DIR=str(tmp / "wandb-cache"),
+        WANDB_SILENT="true",
+        PYTHONPATH=str(ROOT),
+    )
     env.update(extra)
     return env
 
@@ -71,8 +98,12 @@ def wandb_home(tmp_path_factory):
     home = tmp_path_factory.mktemp("wandb_home")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HOME", str(home))
-        for var, sub in (("WANDB_DATA_DIR", "data"), ("WANDB_CACHE_DIR", "cache"),
-                         ("WANDB_CONFIG_DIR", "config"), ("WANDB_ARTIFACT_DIR", "artifacts")):
+        for var, sub in (
+            ("WANDB_DATA_DIR", "data"),
+            ("WANDB_CACHE_DIR", "cache"),
+            ("WANDB_CONFIG_DIR", "config"),
+            ("WANDB_ARTIFACT_DIR", "artifacts"),
+        ):
             mp.setenv(var, str(home / sub))
         mp.setenv("WANDB_SILENT", "true")
         for var in ("WANDB_RUN_GROUP", "WANDB_BASE_URL", "RANK", "NETRC"):
@@ -90,8 +121,9 @@ def shared_run(wandb_home, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("WANDB_API_KEY", FAKE_KEY)
         mp.setenv("WANDB_RUN_GROUP", "osmo-workflow-42")
-        logger = WandbLogger(offline(tags=["t1", "t2"], notes="a note", log_model=True),
-                             run_dir, RESOLVED)
+        logger = WandbLogger(
+            offline(tags=["t1", "t2"], notes="a note", log_model=True), run_dir, RESOLVED
+        )
         assert logger.id, "wandb.init failed in offline mode"
         for row in TRAIN_ROWS:
             logger.log(row)
@@ -112,6 +144,7 @@ def shared_run(wandb_home, tmp_path_factory):
 
 
 # ----------------------------------------------------------------------------- the shared run
+
 
 def test_offline_run_holds_config_and_git_revision(shared_run):
     logger, run_dir, run = shared_run
@@ -174,6 +207,7 @@ def test_artifact_names_are_legal():
 
 # ----------------------------------------------------------------------------- resume, failures
 
+
 def test_resume_with_the_same_id_reuses_it(wandb_home, tmp_path):
     """Offline, wandb cannot merge into the earlier run (wandb#2423): a second offline run with
     the same id is written next to the first; `wandb sync` uploads both under that one id."""
@@ -214,8 +248,14 @@ def test_online_init_without_credential_is_a_warning_not_an_exception(tmp_path):
         logger.finish()
         print("id", logger.id)
     """)
-    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=clean_env(tmp_path),
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=clean_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "id None" in proc.stdout
     assert "WARNING W&B is off for this run: wandb.init failed" in proc.stderr
@@ -232,10 +272,20 @@ def test_unreachable_server_is_a_warning(tmp_path):
         logger.finish()
         print("id", logger.id)
     """)
-    env = clean_env(tmp_path, WANDB_API_KEY=FAKE_KEY, WANDB_BASE_URL="http://127.0.0.1:9",
-                    WANDB_INIT_TIMEOUT="2")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=180)
+    env = clean_env(
+        tmp_path,
+        WANDB_API_KEY=FAKE_KEY,
+        WANDB_BASE_URL="http://127.0.0.1:9",
+        WANDB_INIT_TIMEOUT="2",
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "id None" in proc.stdout and "wandb.init failed" in proc.stderr
     assert "127.0.0.1:9" in proc.stderr  # it did try the (closed) server
@@ -245,14 +295,20 @@ def test_unreachable_server_is_a_warning(tmp_path):
 
 # ----------------------------------------------------------------------------- credentials
 
+
 @pytest.fixture
 def no_credentials(tmp_path, monkeypatch):
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.chdir(tmp_path)
-    for var in ("WANDB_API_KEY", "WANDB_IDENTITY_TOKEN_FILE", "NETRC", "WANDB_CONFIG_DIR",
-                "WANDB_BASE_URL"):
+    for var in (
+        "WANDB_API_KEY",
+        "WANDB_IDENTITY_TOKEN_FILE",
+        "NETRC",
+        "WANDB_CONFIG_DIR",
+        "WANDB_BASE_URL",
+    ):
         monkeypatch.delenv(var, raising=False)
     return home
 
@@ -293,12 +349,20 @@ def test_malformed_key_fails_without_echoing_it(no_credentials, monkeypatch):
 
 # ----------------------------------------------------------------------------- imports, ranks
 
+
 def test_importing_the_module_does_not_import_wandb():
     proc = subprocess.run(
-        [sys.executable, "-c",
-         "import act_hydra.wandb_logger, act_hydra.tracking, sys; "
-         "assert 'wandb' not in sys.modules, 'wandb imported'"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-c",
+            "import act_hydra.wandb_logger, act_hydra.tracking, sys; "
+            "assert 'wandb' not in sys.modules, 'wandb imported'",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
 
 
@@ -319,13 +383,20 @@ def test_disabled_mode_and_nonzero_ranks_stay_inert_without_importing_wandb(tmp_
             assert logger.id is None, (mode, rank)
         assert "wandb" not in sys.modules, "wandb imported"
     """)
-    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=clean_env(tmp_path),
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=clean_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert not (tmp_path / "wandb").exists()
 
 
 # ----------------------------------------------------------------------------- group and name
+
 
 def test_group_and_name_in_a_multirun(compose_train, monkeypatch, tmp_path):
     from hydra.types import RunMode
@@ -346,13 +417,26 @@ def test_group_and_name_in_a_multirun(compose_train, monkeypatch, tmp_path):
     # without the sweep's multirun.yaml the name is all of the job's overrides
     assert _name(cfg, hc, run_dir) == ",".join(job)
     # with it, only the swept keys (what Hydra saved for `-m model.dim_model=32 training.lr=...`)
-    OmegaConf.save({"hydra": {"overrides": {"task": [
-        "model.dim_model=32", "training.lr=1e-05,1e-4", "training.kl_weight=1,10"]}}},
-        sweep_dir / "multirun.yaml")
+    OmegaConf.save(
+        {
+            "hydra": {
+                "overrides": {
+                    "task": [
+                        "model.dim_model=32",
+                        "training.lr=1e-05,1e-4",
+                        "training.kl_weight=1,10",
+                    ]
+                }
+            }
+        },
+        sweep_dir / "multirun.yaml",
+    )
     assert _name(cfg, hc, run_dir) == "training.lr=1e-05,training.kl_weight=1"
     # a sweep preset's axes count too, unless the command line pins them to one value
-    OmegaConf.save({"hydra": {"overrides": {"task": ["training.lr=1e-05", "sweep=default"]}}},
-                   sweep_dir / "multirun.yaml")
+    OmegaConf.save(
+        {"hydra": {"overrides": {"task": ["training.lr=1e-05", "sweep=default"]}}},
+        sweep_dir / "multirun.yaml",
+    )
     with open_dict(hc):
         hc.sweeper.params = {"training.lr": "1e-5,5e-5", "training.kl_weight": "1,10"}
     assert _name(cfg, hc, run_dir) == "training.kl_weight=1"
@@ -371,6 +455,7 @@ def test_group_and_name_in_a_multirun(compose_train, monkeypatch, tmp_path):
 
 # ----------------------------------------------------------------------------- the real CLI
 
+
 def _cli_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = clean_env(tmp_path, **extra)
     if "PYTHONPATH" not in extra:
@@ -381,8 +466,14 @@ def _cli_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 def _cli(tmp_path: Path, args: list[str], **extra_env: str) -> subprocess.CompletedProcess:
     """The real CLI with exactly this environment (conftest's run_cli keeps os.environ)."""
     env = {**_cli_env(tmp_path, **extra_env), "HYDRA_FULL_ERROR": "0"}
-    return subprocess.run([sys.executable, "-m", "act_hydra.train", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "act_hydra.train", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def _train(tmp_path: Path, run_dir: Path, *overrides: str, **extra_env: str):
@@ -394,11 +485,16 @@ def test_cli_offline_run_then_resume(tmp_path):
     same run dir continued to 4. Both offline runs carry one id; together their history holds
     every row of metrics.jsonl at its step; the fake key is in no file of the run dir."""
     run_dir = tmp_path / "run"
-    overrides = ["logger=wandb", "logger.mode=offline", "scheduler=cosine",
-                 "scheduler.warmup_steps=1"]
+    overrides = [
+        "logger=wandb",
+        "logger.mode=offline",
+        "scheduler=cosine",
+        "scheduler.warmup_steps=1",
+    ]
     env = {"WANDB_API_KEY": FAKE_KEY, "WANDB_RUN_GROUP": "wf-1"}
-    procs = [_train(tmp_path, run_dir, *overrides, f"training.num_steps={n}", **env)
-             for n in (2, 4)]
+    procs = [
+        _train(tmp_path, run_dir, *overrides, f"training.num_steps={n}", **env) for n in (2, 4)
+    ]
     for proc in procs:
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert FAKE_SECRET not in proc.stdout + proc.stderr
@@ -421,8 +517,17 @@ def test_cli_offline_run_then_resume(tmp_path):
 
     # every row of metrics.jsonl is in the W&B history at its step, with the same values
     metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    assert {"train/loss", "train/l1", "train/kl", "lr", "lr_backbone", "grad_norm",
-            "val/loss", "val/l1", "val/kl"} <= set().union(*metrics)
+    assert {
+        "train/loss",
+        "train/l1",
+        "train/kl",
+        "lr",
+        "lr_backbone",
+        "grad_norm",
+        "val/loss",
+        "val/l1",
+        "val/kl",
+    } <= set().union(*metrics)
     assert sorted({row["step"] for row in metrics}) == [0, 1, 2, 3]
     for row in metrics:
         got = {**first.history_at(row["step"]), **second.history_at(row["step"])}
@@ -431,15 +536,29 @@ def test_cli_offline_run_then_resume(tmp_path):
                 assert got[key] == pytest.approx(value), (row["step"], key)
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["best_val_loss"] is not None
-    assert summary["best_val_loss"] in (second.summary.get("best_val_loss"),
-                                        second.summary.get("best/val_loss"))
+    assert summary["best_val_loss"] in (
+        second.summary.get("best_val_loss"),
+        second.summary.get("best/val_loss"),
+    )
     assert files_containing(run_dir, [FAKE_KEY, FAKE_SECRET]) == []
 
     # act-eval adds its results to the same W&B run (same id), in the run's own mode.
     env = {**_cli_env(tmp_path, WANDB_API_KEY=FAKE_KEY), "HYDRA_FULL_ERROR": "0"}
-    proc = subprocess.run([sys.executable, "-m", "act_hydra.eval", f"checkpoint={run_dir}",
-                           "eval.num_episodes=2", "eval.num_videos=0"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "act_hydra.eval",
+            f"checkpoint={run_dir}",
+            "eval.num_episodes=2",
+            "eval.num_videos=0",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     evaluated = read_offline_run(find_offline_run_files(run_dir)[-1])
     assert evaluated.run_id == first.run_id
@@ -461,9 +580,18 @@ def test_cli_online_without_credential_fails_before_training(tmp_path):
 def test_cli_multirun_groups_jobs_and_names_them_by_overrides(tmp_path):
     """Three jobs on two reused loky workers: each job gets its own run, all in one group."""
     sweep_dir = tmp_path / "lr_sweep"
-    proc = _cli(tmp_path, ["--multirun", *TINY, "logger=wandb", "logger.mode=offline",
-                           "training.lr=1e-4,2e-4,3e-4", "hydra.launcher.n_jobs=2",
-                           f"hydra.sweep.dir={sweep_dir}"])
+    proc = _cli(
+        tmp_path,
+        [
+            "--multirun",
+            *TINY,
+            "logger=wandb",
+            "logger.mode=offline",
+            "training.lr=1e-4,2e-4,3e-4",
+            "hydra.launcher.n_jobs=2",
+            f"hydra.sweep.dir={sweep_dir}",
+        ],
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     runs = [read_offline_run(sweep_dir / str(i)) for i in range(3)]
     assert {r.group for r in runs} == {"lr_sweep"}
@@ -482,15 +610,26 @@ def test_cli_with_logger_none_never_imports_wandb(tmp_path):
     marker = tmp_path / "wandb-imported"
     (fake / "__init__.py").write_text(
         f"open({str(marker)!r}, 'a').write('imported\\n')\n"
-        "raise ImportError('stand-in wandb for tests/test_wandb.py')\n")
+        "raise ImportError('stand-in wandb for tests/test_wandb.py')\n"
+    )
     proc = _train(tmp_path, tmp_path / "run", "logger=none", PYTHONPATH=str(tmp_path / "fake"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert not marker.exists(), "logger=none imported wandb"
     # control: the same environment and entry point, importing wandb as WandbLogger does
     control = _cli_env(tmp_path, PYTHONPATH=str(tmp_path / "fake"))
-    subprocess.run([sys.executable, "-c", "from act_hydra.config import LoggerConfig\n"
-                    "from act_hydra.wandb_logger import WandbLogger\n"
-                    "WandbLogger(LoggerConfig(backend='wandb', mode='offline'), "
-                    f"{str(tmp_path / 'run2')!r}, {{}})"],
-                   cwd=ROOT, env=control, capture_output=True, text=True, timeout=120)
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from act_hydra.config import LoggerConfig\n"
+            "from act_hydra.wandb_logger import WandbLogger\n"
+            "WandbLogger(LoggerConfig(backend='wandb', mode='offline'), "
+            f"{str(tmp_path / 'run2')!r}, {{}})",
+        ],
+        cwd=ROOT,
+        env=control,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert marker.exists()

@@ -37,8 +37,9 @@ def read_records(path: Path) -> list:
     data = Path(path).read_bytes()
     ident, magic, version = HEADER.unpack_from(data, 0)
     if ident != b":W&B" or magic != 0xBEE1 or version != 0:
-        raise ValueError(f"{path}: not a wandb transaction log ({ident!r}, {magic:#x}, "
-                         f"version {version})")
+        raise ValueError(
+            f"{path}: not a wandb transaction log ({ident!r}, {magic:#x}, version {version})"
+        )
     pos, records, pending = HEADER.size, [], None
     while pos < len(data):
         left_in_block = BLOCK_LEN - pos % BLOCK_LEN
@@ -51,7 +52,7 @@ def read_records(path: Path) -> list:
         if checksum == 0 and length == 0 and ctype == 0:
             pos += left_in_block  # zero-filled rest of a block
             continue
-        chunk = data[pos + CHUNK.size:pos + CHUNK.size + length]
+        chunk = data[pos + CHUNK.size : pos + CHUNK.size + length]
         if len(chunk) < length:
             break  # torn tail (killed writer)
         if zlib.crc32(bytes([ctype]) + chunk) & 0xFFFFFFFF != checksum:
@@ -145,11 +146,15 @@ def read_offline_run(path: Path) -> OfflineRun:
                 run.summary.pop(item.key, None)
         elif kind == "artifact":
             a = record.artifact
-            run.artifacts.append({
-                "name": a.name, "type": a.type, "aliases": list(a.aliases),
-                "files": sorted(Path(e.path).name for e in a.manifest.contents),
-                "local_paths": sorted(e.local_path for e in a.manifest.contents),
-            })
+            run.artifacts.append(
+                {
+                    "name": a.name,
+                    "type": a.type,
+                    "aliases": list(a.aliases),
+                    "files": sorted(Path(e.path).name for e in a.manifest.contents),
+                    "local_paths": sorted(e.local_path for e in a.manifest.contents),
+                }
+            )
         elif kind == "exit":
             run.exit_code = record.exit.exit_code
     return run

@@ -35,9 +35,15 @@ class AlohaSimEnv:
     action_dim = C.ACTION_DIM
     max_reward = C.MAX_REWARD
 
-    def __init__(self, task: str | TaskSpec = "transfer_cube", episode_len: int | None = None,
-                 height: int = 480, width: int = 640, render_style: str = "paper",
-                 render: bool = True):
+    def __init__(
+        self,
+        task: str | TaskSpec = "transfer_cube",
+        episode_len: int | None = None,
+        height: int = 480,
+        width: int = 640,
+        render_style: str = "paper",
+        render: bool = True,
+    ):
         self.task = get_task(task)
         self.episode_len = int(episode_len if episode_len is not None else self.task.episode_len)
         if self.episode_len < 1:
@@ -46,8 +52,9 @@ class AlohaSimEnv:
         self.height, self.width, self.render_style = height, width, render_style
         self.scene = Scene(self.task, "joint")
         # render=False gives physics-only episodes (obs["images"] is empty), for fast checks.
-        self._renderer = (CameraRenderer(self.scene.model, height, width, render_style)
-                          if render else None)
+        self._renderer = (
+            CameraRenderer(self.scene.model, height, width, render_style) if render else None
+        )
         self.t = 0
         self.max_reward_seen = 0
         self.rewards: list[int] = []
@@ -76,8 +83,9 @@ class AlohaSimEnv:
             raise RuntimeError("call reset(seed) before step(action)")
         action = np.asarray(action, dtype=np.float64).reshape(-1)
         if action.shape != (self.action_dim,) or not np.all(np.isfinite(action)):
-            raise ValueError(f"action must be {self.action_dim} finite numbers, got shape "
-                             f"{action.shape}")
+            raise ValueError(
+                f"action must be {self.action_dim} finite numbers, got shape {action.shape}"
+            )
         self.scene.set_joint_command(action)
         self.scene.step()
         self.t += 1
@@ -90,9 +98,11 @@ class AlohaSimEnv:
         images = {}
         if render and self._renderer is not None:
             images["top"] = self._renderer.render(self.scene.data)
-        return {"qpos": self.scene.qpos14().astype(np.float32),
-                "qvel": self.scene.qvel14().astype(np.float32),
-                "images": images}
+        return {
+            "qpos": self.scene.qpos14().astype(np.float32),
+            "qvel": self.scene.qvel14().astype(np.float32),
+            "images": images,
+        }
 
     @property
     def done(self) -> bool:

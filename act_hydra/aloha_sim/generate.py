@@ -60,12 +60,21 @@ class GenerationError(ActHydraError):
 
 
 # -- worker side ---------------------------------------------------------------------------------
-def _attempt(task: TaskSpec, seed: int, folder: str, episode_len: int, height: int, width: int,
-             render_style: str, keep_failed: bool) -> dict:
+def _attempt(
+    task: TaskSpec,
+    seed: int,
+    folder: str,
+    episode_len: int,
+    height: int,
+    width: int,
+    render_style: str,
+    keep_failed: bool,
+) -> dict:
     """Record one seed; write it to ``folder/seed_<seed>.hdf5`` when it is to be kept."""
     start = time.perf_counter()
-    episode = record_episode(task, seed, episode_len, height, width, render_style,
-                             skip_failed=not keep_failed)
+    episode = record_episode(
+        task, seed, episode_len, height, width, render_style, skip_failed=not keep_failed
+    )
     keep = episode.success or keep_failed
     path = None
     write_seconds = 0.0
@@ -74,12 +83,18 @@ def _attempt(task: TaskSpec, seed: int, folder: str, episode_len: int, height: i
         path = str(write_sim_episode(Path(folder) / f"seed_{seed}.hdf5", episode))
         write_seconds = time.perf_counter() - t0
     return {
-        "seed": int(seed), "path": path, "success": episode.success,
-        "ee_success": episode.ee_success, "replay_success": episode.replay_success,
-        "ee_max_reward": episode.ee_max_reward, "replay_max_reward": episode.replay_max_reward,
-        "seconds": {**{k: round(v, 3) for k, v in episode.seconds.items()},
-                    "write": round(write_seconds, 3),
-                    "total": round(time.perf_counter() - start, 3)},
+        "seed": int(seed),
+        "path": path,
+        "success": episode.success,
+        "ee_success": episode.ee_success,
+        "replay_success": episode.replay_success,
+        "ee_max_reward": episode.ee_max_reward,
+        "replay_max_reward": episode.replay_max_reward,
+        "seconds": {
+            **{k: round(v, 3) for k, v in episode.seconds.items()},
+            "write": round(write_seconds, 3),
+            "total": round(time.perf_counter() - start, 3),
+        },
     }
 
 
@@ -105,11 +120,15 @@ class _InlineExecutor:
 
 
 # -- the generator -------------------------------------------------------------------------------
-def _check_args(task, num_episodes, episode_len, height, width, render_style, num_workers,
-                min_success_rate) -> TaskSpec:
+def _check_args(
+    task, num_episodes, episode_len, height, width, render_style, num_workers, min_success_rate
+) -> TaskSpec:
     task = get_task(task)
-    for key, value, low in (("num_episodes", num_episodes, 1), ("episode_len", episode_len, 1),
-                            ("num_workers", num_workers, 0)):
+    for key, value, low in (
+        ("num_episodes", num_episodes, 1),
+        ("episode_len", episode_len, 1),
+        ("num_workers", num_workers, 0),
+    ):
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
             raise ConfigError(f"{key}={value!r} must be an integer >= {low}.")
     check_render_args(height, width, render_style)
@@ -123,50 +142,103 @@ def _check_out_dir(out_dir: Path) -> None:
         raise ConfigError(
             f"out_dir={out_dir} already exists and is not an empty folder. Rule: a dataset is "
             f"generated into a new folder (it appears there only once complete). Fix: delete "
-            f"it, or choose another out_dir.")
+            f"it, or choose another out_dir."
+        )
 
 
-def generate_dataset(out_dir: str | Path, task: str = "transfer_cube", num_episodes: int = 50,
-                     episode_len: int = 400, height: int = 480, width: int = 640,
-                     render_style: str = "paper", num_workers: int = 2, progress: bool = True,
-                     keep_failed: bool = False, min_success_rate: float = 0.8) -> Path:
+def generate_dataset(
+    out_dir: str | Path,
+    task: str = "transfer_cube",
+    num_episodes: int = 50,
+    episode_len: int = 400,
+    height: int = 480,
+    width: int = 640,
+    render_style: str = "paper",
+    num_workers: int = 2,
+    progress: bool = True,
+    keep_failed: bool = False,
+    min_success_rate: float = 0.8,
+) -> Path:
     """Write ``episode_0.hdf5 .. episode_{N-1}.hdf5`` and ``generation.json`` into ``out_dir``.
 
     ``num_workers`` processes record episodes in parallel (0 or 1: in this process). Raises
     ``ConfigError`` for bad arguments or a missing simulator, ``GenerationError`` when the
     scripted success rate drops below ``min_success_rate``. Returns ``out_dir``.
     """
-    task = _check_args(task, num_episodes, episode_len, height, width, render_style,
-                       num_workers, min_success_rate)
+    task = _check_args(
+        task, num_episodes, episode_len, height, width, render_style, num_workers, min_success_rate
+    )
     out_dir = Path(out_dir).expanduser().absolute()
     _check_out_dir(out_dir)
     with atomic_dir(out_dir) as folder:
-        write_dataset(folder, task, num_episodes, episode_len, height, width, render_style,
-                      num_workers, progress, keep_failed, min_success_rate)
+        write_dataset(
+            folder,
+            task,
+            num_episodes,
+            episode_len,
+            height,
+            width,
+            render_style,
+            num_workers,
+            progress,
+            keep_failed,
+            min_success_rate,
+        )
     return out_dir
 
 
-def write_dataset(folder: Path, task: str | TaskSpec, num_episodes: int, episode_len: int,
-                  height: int, width: int, render_style: str, num_workers: int = 2,
-                  progress: bool = True, keep_failed: bool = False,
-                  min_success_rate: float = 0.8) -> dict:
+def write_dataset(
+    folder: Path,
+    task: str | TaskSpec,
+    num_episodes: int,
+    episode_len: int,
+    height: int,
+    width: int,
+    render_style: str,
+    num_workers: int = 2,
+    progress: bool = True,
+    keep_failed: bool = False,
+    min_success_rate: float = 0.8,
+) -> dict:
     """Record the episodes and ``generation.json`` into the existing empty ``folder``; return
     the manifest. ``generate_dataset`` and the dataset cache call it inside an atomic folder."""
-    task = _check_args(task, num_episodes, episode_len, height, width, render_style,
-                       num_workers, min_success_rate)
+    task = _check_args(
+        task, num_episodes, episode_len, height, width, render_style, num_workers, min_success_rate
+    )
     mujoco_version = import_mujoco().__version__  # fail here, not in a worker
     asset_dir()
-    manifest = _generate_into(folder, task, num_episodes, episode_len, height, width,
-                              render_style, num_workers, progress, keep_failed,
-                              min_success_rate, mujoco_version)
+    manifest = _generate_into(
+        folder,
+        task,
+        num_episodes,
+        episode_len,
+        height,
+        width,
+        render_style,
+        num_workers,
+        progress,
+        keep_failed,
+        min_success_rate,
+        mujoco_version,
+    )
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
 
 
-def _generate_into(folder: Path, task: TaskSpec, num_episodes: int, episode_len: int,
-                   height: int, width: int, render_style: str, num_workers: int,
-                   progress: bool, keep_failed: bool, min_success_rate: float,
-                   mujoco_version: str) -> dict:
+def _generate_into(
+    folder: Path,
+    task: TaskSpec,
+    num_episodes: int,
+    episode_len: int,
+    height: int,
+    width: int,
+    render_style: str,
+    num_workers: int,
+    progress: bool,
+    keep_failed: bool,
+    min_success_rate: float,
+    mujoco_version: str,
+) -> dict:
     from tqdm import tqdm
 
     start = time.perf_counter()
@@ -174,8 +246,9 @@ def _generate_into(folder: Path, task: TaskSpec, num_episodes: int, episode_len:
     if workers <= 1:
         executor = _InlineExecutor()
     else:
-        executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                       initializer=_init_worker)
+        executor = ProcessPoolExecutor(
+            workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker
+        )
     seeds = itertools.count(0)
     submitted: list[int] = []  # in seed order; the head is the next result to account for
     pending: dict[Future, int] = {}
@@ -183,8 +256,14 @@ def _generate_into(folder: Path, task: TaskSpec, num_episodes: int, episode_len:
     episodes: list[dict] = []
     failed = {"ee": [], "replay": []}
     attempts = 0
-    bar = tqdm(total=num_episodes, desc=f"aloha {task.name}", unit="episode",
-               disable=not progress, dynamic_ncols=True, file=sys.stderr)
+    bar = tqdm(
+        total=num_episodes,
+        desc=f"aloha {task.name}",
+        unit="episode",
+        disable=not progress,
+        dynamic_ncols=True,
+        file=sys.stderr,
+    )
     try:
         while len(episodes) < num_episodes:
             # Keep the workers busy, but never start a seed that could not be needed.
@@ -198,8 +277,19 @@ def _generate_into(folder: Path, task: TaskSpec, num_episodes: int, episode_len:
                 if seed >= C.TRAIN_SEED_LIMIT:
                     raise GenerationError(f"ran out of training seeds (< {C.TRAIN_SEED_LIMIT})")
                 submitted.append(seed)
-                pending[executor.submit(_attempt, task, seed, str(folder), episode_len, height,
-                                        width, render_style, keep_failed)] = seed
+                pending[
+                    executor.submit(
+                        _attempt,
+                        task,
+                        seed,
+                        str(folder),
+                        episode_len,
+                        height,
+                        width,
+                        render_style,
+                        keep_failed,
+                    )
+                ] = seed
             done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
             for future in done:
                 finished[pending.pop(future)] = future.result()
@@ -213,8 +303,9 @@ def _generate_into(folder: Path, task: TaskSpec, num_episodes: int, episode_len:
                 if result["path"]:
                     index = len(episodes)
                     os.rename(result["path"], folder / f"episode_{index}.hdf5")
-                    episodes.append({"index": index, **{k: v for k, v in result.items()
-                                                        if k != "path"}})
+                    episodes.append(
+                        {"index": index, **{k: v for k, v in result.items() if k != "path"}}
+                    )
                     bar.update(1)
                 successes = attempts - len(failed["ee"]) - len(failed["replay"])
                 bar.set_postfix(failed=attempts - successes, refresh=False)
@@ -227,7 +318,8 @@ def _generate_into(folder: Path, task: TaskSpec, num_episodes: int, episode_len:
                         f"{mujoco_version}. Rule: the scripts are validated on MuJoCo "
                         f"{MUJOCO_VERSION} with its model fixes (92-100% success); another "
                         f"MuJoCo version changes contact and weld physics. Fix: `pip install "
-                        f"mujoco=={MUJOCO_VERSION}`.")
+                        f"mujoco=={MUJOCO_VERSION}`."
+                    )
     finally:
         bar.close()
         # On an error, running jobs finish (at most one episode each) before the temporary
@@ -239,10 +331,17 @@ def _generate_into(folder: Path, task: TaskSpec, num_episodes: int, episode_len:
     return {
         "manifest_version": MANIFEST_VERSION,
         "task": task.name,
-        "settings": {"num_episodes": num_episodes, "episode_len": episode_len,
-                     "height": height, "width": width, "render_style": render_style,
-                     "camera_names": list(C.CAMERA_NAMES), "keep_failed": keep_failed,
-                     "min_success_rate": min_success_rate, "num_workers": num_workers},
+        "settings": {
+            "num_episodes": num_episodes,
+            "episode_len": episode_len,
+            "height": height,
+            "width": width,
+            "render_style": render_style,
+            "camera_names": list(C.CAMERA_NAMES),
+            "keep_failed": keep_failed,
+            "min_success_rate": min_success_rate,
+            "num_workers": num_workers,
+        },
         "seeds": [e["seed"] for e in episodes],
         "attempts": attempts,
         "failures": {"ee": len(failed["ee"]), "replay": len(failed["replay"])},

@@ -36,8 +36,13 @@ def write_sim_episode(path: str | Path, episode: RecordedEpisode) -> Path:
         root.attrs["seed"] = int(episode.seed)
         obs = root.create_group("observations")
         obs.create_group("images").create_dataset(
-            "top", data=images, dtype="uint8", chunks=(1, *images.shape[1:]),
-            compression="gzip", compression_opts=GZIP_LEVEL)
+            "top",
+            data=images,
+            dtype="uint8",
+            chunks=(1, *images.shape[1:]),
+            compression="gzip",
+            compression_opts=GZIP_LEVEL,
+        )
         obs.create_dataset("qpos", data=np.asarray(episode.qpos, np.float32))
         obs.create_dataset("qvel", data=np.asarray(episode.qvel, np.float32))
         root.create_dataset("action", data=np.asarray(episode.action, np.float32))

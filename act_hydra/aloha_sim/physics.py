@@ -57,8 +57,10 @@ def load_model(task: str | TaskSpec, kind: str):
     apply_compat_fixes(model, kind)
     expected_nq = 2 * _ARM + task.object_pose_dim
     if model.nq != expected_nq or abs(model.opt.timestep - C.PHYSICS_TIMESTEP) > 1e-12:
-        raise RuntimeError(f"{path} has nq={model.nq}, timestep={model.opt.timestep}; expected "
-                           f"nq={expected_nq}, timestep={C.PHYSICS_TIMESTEP}")
+        raise RuntimeError(
+            f"{path} has nq={model.nq}, timestep={model.opt.timestep}; expected "
+            f"nq={expected_nq}, timestep={C.PHYSICS_TIMESTEP}"
+        )
     return model
 
 
@@ -73,8 +75,10 @@ class Scene:
         self.data = self.mj.MjData(self.model)
         self._geom_names = [self.model.geom(i).name for i in range(self.model.ngeom)]
         if kind == "ee":
-            self._mocap = (int(self.model.body("mocap_left").mocapid[0]),
-                           int(self.model.body("mocap_right").mocapid[0]))
+            self._mocap = (
+                int(self.model.body("mocap_left").mocapid[0]),
+                int(self.model.body("mocap_right").mocapid[0]),
+            )
             if self.model.nu != 4:
                 raise RuntimeError(f"end-effector scene has {self.model.nu} actuators, expected 4")
         elif self.model.nu != 2 * _ARM:
@@ -86,16 +90,20 @@ class Scene:
         mj, m, d = self.mj, self.model, self.data
         object_pose = np.asarray(object_pose, dtype=np.float64)
         if object_pose.shape != (self.task.object_pose_dim,):
-            raise ValueError(f"object pose must have shape ({self.task.object_pose_dim},), got "
-                             f"{object_pose.shape}")
+            raise ValueError(
+                f"object pose must have shape ({self.task.object_pose_dim},), got "
+                f"{object_pose.shape}"
+            )
         mj.mj_resetData(m, d)
         d.qpos[: 2 * _ARM] = C.START_POSE
-        d.qpos[2 * _ARM:] = object_pose
+        d.qpos[2 * _ARM :] = object_pose
         if self.kind == "ee":
             left, right = self._mocap
             d.mocap_pos[left], d.mocap_quat[left] = C.MOCAP_START_LEFT[:3], C.MOCAP_START_LEFT[3:]
-            d.mocap_pos[right], d.mocap_quat[right] = (C.MOCAP_START_RIGHT[:3],
-                                                       C.MOCAP_START_RIGHT[3:])
+            d.mocap_pos[right], d.mocap_quat[right] = (
+                C.MOCAP_START_RIGHT[:3],
+                C.MOCAP_START_RIGHT[3:],
+            )
             closed = C.unnormalize_gripper(0.0)
             d.ctrl[:] = [closed, -closed, closed, -closed]
         else:
@@ -114,16 +122,28 @@ class Scene:
 
     def qpos14(self) -> np.ndarray:
         q = self.data.qpos
-        return np.concatenate([q[0:6], [C.normalize_gripper(q[6])],
-                               q[_ARM:_ARM + 6], [C.normalize_gripper(q[_ARM + 6])]])
+        return np.concatenate(
+            [
+                q[0:6],
+                [C.normalize_gripper(q[6])],
+                q[_ARM : _ARM + 6],
+                [C.normalize_gripper(q[_ARM + 6])],
+            ]
+        )
 
     def qvel14(self) -> np.ndarray:
         v = self.data.qvel
-        return np.concatenate([v[0:6], [C.normalize_gripper_velocity(v[6])],
-                               v[_ARM:_ARM + 6], [C.normalize_gripper_velocity(v[_ARM + 6])]])
+        return np.concatenate(
+            [
+                v[0:6],
+                [C.normalize_gripper_velocity(v[6])],
+                v[_ARM : _ARM + 6],
+                [C.normalize_gripper_velocity(v[_ARM + 6])],
+            ]
+        )
 
     def object_pose(self) -> np.ndarray:
-        return self.data.qpos[2 * _ARM:].copy()
+        return self.data.qpos[2 * _ARM :].copy()
 
     def full_qpos(self) -> np.ndarray:
         return self.data.qpos.copy()
@@ -149,8 +169,10 @@ class Scene:
         """(7,) left and right mocap poses (xyz, wxyz) — end-effector scene only."""
         d = self.data
         left, right = self._mocap
-        return (np.concatenate([d.mocap_pos[left], d.mocap_quat[left]]),
-                np.concatenate([d.mocap_pos[right], d.mocap_quat[right]]))
+        return (
+            np.concatenate([d.mocap_pos[left], d.mocap_quat[left]]),
+            np.concatenate([d.mocap_pos[right], d.mocap_quat[right]]),
+        )
 
     def set_ee_command(self, command: np.ndarray) -> None:
         """(16,) per arm: mocap xyz (3), quat (4), normalised gripper (1); left first."""
@@ -163,14 +185,16 @@ class Scene:
 
     def commanded_grippers(self) -> tuple[float, float]:
         """The normalised gripper targets now in ``ctrl`` (end-effector scene)."""
-        return (float(C.normalize_gripper(self.data.ctrl[0])),
-                float(C.normalize_gripper(self.data.ctrl[2])))
+        return (
+            float(C.normalize_gripper(self.data.ctrl[0])),
+            float(C.normalize_gripper(self.data.ctrl[2])),
+        )
 
     def set_joint_command(self, action: np.ndarray) -> None:
         """(14,) joint-space action: per arm 6 joint targets and a normalised gripper."""
         ctrl = self.data.ctrl
         for arm in range(2):
-            a = action[7 * arm: 7 * arm + 7]
+            a = action[7 * arm : 7 * arm + 7]
             g = C.unnormalize_gripper(a[6])
-            ctrl[_ARM * arm: _ARM * arm + 6] = a[:6]
+            ctrl[_ARM * arm : _ARM * arm + 6] = a[:6]
             ctrl[_ARM * arm + 6], ctrl[_ARM * arm + 7] = g, -g

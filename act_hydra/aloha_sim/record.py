@@ -98,8 +98,13 @@ def run_scripted(task: str | TaskSpec, seed: int, episode_len: int | None = None
     return ScriptedRun(task.name, int(seed), pose, traj, rewards, time.perf_counter() - start)
 
 
-def replay(run: ScriptedRun, height: int = 480, width: int = 640, render_style: str = "paper",
-           render: bool | str = True) -> RecordedEpisode:
+def replay(
+    run: ScriptedRun,
+    height: int = 480,
+    width: int = 640,
+    render_style: str = "paper",
+    render: bool | str = True,
+) -> RecordedEpisode:
     """Phase 2: replay ``run``'s joint trajectory in the joint scene, then render the frames.
 
     ``render``: True renders every saved step, False none (``images`` is None), "on_success"
@@ -110,8 +115,9 @@ def replay(run: ScriptedRun, height: int = 480, width: int = 640, render_style: 
     steps = len(run.joint_traj)  # episode_len + 1 actions
     length = steps - 1
     start = time.perf_counter()
-    env = AlohaSimEnv(task, episode_len=steps, height=height, width=width,
-                      render_style=render_style, render=False)
+    env = AlohaSimEnv(
+        task, episode_len=steps, height=height, width=width, render_style=render_style, render=False
+    )
     try:
         obs = env.reset(run.seed, object_pose=run.object_pose)
         qpos = np.empty((length, C.STATE_DIM), np.float32)
@@ -138,16 +144,30 @@ def replay(run: ScriptedRun, height: int = 480, width: int = 640, render_style: 
     finally:
         env.close()
     return RecordedEpisode(
-        task=task.name, seed=run.seed, qpos=qpos, qvel=qvel,
-        action=run.joint_traj[:length].astype(np.float32), images=images,
-        ee_success=run.success, replay_success=bool(success), ee_max_reward=run.max_reward,
-        replay_max_reward=int(rewards.max(initial=0)), replay_rewards=rewards,
-        seconds={"ee": run.seconds, "replay": replay_seconds, "render": render_seconds})
+        task=task.name,
+        seed=run.seed,
+        qpos=qpos,
+        qvel=qvel,
+        action=run.joint_traj[:length].astype(np.float32),
+        images=images,
+        ee_success=run.success,
+        replay_success=bool(success),
+        ee_max_reward=run.max_reward,
+        replay_max_reward=int(rewards.max(initial=0)),
+        replay_rewards=rewards,
+        seconds={"ee": run.seconds, "replay": replay_seconds, "render": render_seconds},
+    )
 
 
-def record_episode(task: str | TaskSpec, seed: int, episode_len: int | None = None,
-                   height: int = 480, width: int = 640, render_style: str = "paper",
-                   skip_failed: bool = False) -> RecordedEpisode:
+def record_episode(
+    task: str | TaskSpec,
+    seed: int,
+    episode_len: int | None = None,
+    height: int = 480,
+    width: int = 640,
+    render_style: str = "paper",
+    skip_failed: bool = False,
+) -> RecordedEpisode:
     """Record seed ``seed`` of ``task`` by both phases.
 
     ``skip_failed=True`` stops early on a failure: a failed end-effector run is not replayed
@@ -155,9 +175,17 @@ def record_episode(task: str | TaskSpec, seed: int, episode_len: int | None = No
     """
     run = run_scripted(task, seed, episode_len)
     if skip_failed and not run.success:
-        return RecordedEpisode(task=run.task, seed=run.seed, qpos=None, qvel=None, action=None,
-                               images=None, ee_success=False, replay_success=False,
-                               ee_max_reward=run.max_reward, replay_max_reward=0,
-                               seconds={"ee": run.seconds, "replay": 0.0, "render": 0.0})
-    return replay(run, height, width, render_style,
-                  render="on_success" if skip_failed else True)
+        return RecordedEpisode(
+            task=run.task,
+            seed=run.seed,
+            qpos=None,
+            qvel=None,
+            action=None,
+            images=None,
+            ee_success=False,
+            replay_success=False,
+            ee_max_reward=run.max_reward,
+            replay_max_reward=0,
+            seconds={"ee": run.seconds, "replay": 0.0, "render": 0.0},
+        )
+    return replay(run, height, width, render_style, render="on_success" if skip_failed else True)

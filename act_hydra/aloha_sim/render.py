@@ -24,29 +24,38 @@ RENDER_STYLES = ("paper", "fast")
 
 def check_render_args(height: int, width: int, render_style: str) -> None:
     if render_style not in RENDER_STYLES:
-        raise ConfigError(f"render_style={render_style!r} is not known. Rule: one of "
-                          f"{list(RENDER_STYLES)} (paper: shadows and anti-aliasing as in the "
-                          f"ACT paper; fast: neither, ~10x faster on CPU). Fix: "
-                          f"`render_style=paper`.")
+        raise ConfigError(
+            f"render_style={render_style!r} is not known. Rule: one of "
+            f"{list(RENDER_STYLES)} (paper: shadows and anti-aliasing as in the "
+            f"ACT paper; fast: neither, ~10x faster on CPU). Fix: "
+            f"`render_style=paper`."
+        )
     for key, value in (("height", height), ("width", width)):
         if not isinstance(value, (int, np.integer)) or not 8 <= value <= 4096:
-            raise ConfigError(f"{key}={value!r} must be an integer in [8, 4096]. Fix: e.g. "
-                              f"`height=480 width=640` (the paper's size).")
+            raise ConfigError(
+                f"{key}={value!r} must be an integer in [8, 4096]. Fix: e.g. "
+                f"`height=480 width=640` (the paper's size)."
+            )
 
 
 class CameraRenderer:
     """Renders ``camera`` of a scene's ``model``/``data`` as (H, W, 3) uint8 RGB."""
 
-    def __init__(self, model, height: int, width: int, render_style: str = "paper",
-                 camera: str = "top"):
+    def __init__(
+        self, model, height: int, width: int, render_style: str = "paper", camera: str = "top"
+    ):
         check_render_args(height, width, render_style)
         mj = import_mujoco()
         self._mj = mj
         self._renderer = None
         if mj.mj_name2id(model, mj.mjtObj.mjOBJ_CAMERA, camera) < 0:
             raise ValueError(f"the scene has no camera named {camera!r}")
-        self.camera, self.height, self.width, self.render_style = camera, height, width, \
-            render_style
+        self.camera, self.height, self.width, self.render_style = (
+            camera,
+            height,
+            width,
+            render_style,
+        )
         # The offscreen buffer must hold the image; the scenes' default is 640 x 480.
         model.vis.global_.offwidth = max(int(model.vis.global_.offwidth), width)
         model.vis.global_.offheight = max(int(model.vis.global_.offheight), height)
@@ -54,8 +63,9 @@ class CameraRenderer:
             model.vis.quality.offsamples = 0
         try:
             if not hasattr(mj, "Renderer"):
-                raise ImportError("mujoco.Renderer is unavailable (the OpenGL backend failed "
-                                  "to load)")
+                raise ImportError(
+                    "mujoco.Renderer is unavailable (the OpenGL backend failed to load)"
+                )
             self._renderer = mj.Renderer(model, height=height, width=width)
         except ConfigError:
             raise

@@ -28,12 +28,19 @@ ASSET_PACKAGE = "gym_aloha"
 ASSET_PACKAGE_VERSION = "0.1.5"
 # The scene files every task needs; checked up front so a broken install fails with one message.
 REQUIRED_ASSETS = (
-    "scene.xml", "vx300s_dependencies.xml", "vx300s_left.xml", "vx300s_right.xml",
-    "bimanual_viperx_transfer_cube.xml", "bimanual_viperx_end_effector_transfer_cube.xml",
-    "bimanual_viperx_insertion.xml", "bimanual_viperx_end_effector_insertion.xml",
+    "scene.xml",
+    "vx300s_dependencies.xml",
+    "vx300s_left.xml",
+    "vx300s_right.xml",
+    "bimanual_viperx_transfer_cube.xml",
+    "bimanual_viperx_end_effector_transfer_cube.xml",
+    "bimanual_viperx_insertion.xml",
+    "bimanual_viperx_end_effector_insertion.xml",
 )
-INSTALL_HINT = (f"pip install -e '.[sim]' && pip install --no-deps "
-                f"{ASSET_PACKAGE.replace('_', '-')}=={ASSET_PACKAGE_VERSION}")
+INSTALL_HINT = (
+    f"pip install -e '.[sim]' && pip install --no-deps "
+    f"{ASSET_PACKAGE.replace('_', '-')}=={ASSET_PACKAGE_VERSION}"
+)
 GL_PACKAGES = "libegl1 libegl-mesa0 libgl1-mesa-dri libopengl0"
 
 _mujoco = None
@@ -61,7 +68,8 @@ def import_mujoco():
     except ImportError as e:
         raise ConfigError(
             f"the ALOHA simulation needs the `mujoco` package ({e}). Fix: install the sim extra "
-            f"and the scene files: `{INSTALL_HINT}`.") from e
+            f"and the scene files: `{INSTALL_HINT}`."
+        ) from e
     except Exception as e:  # MuJoCo loads its OpenGL backend on import: bad MUJOCO_GL, no lib
         raise gl_error(e) from e
     _mujoco = mujoco
@@ -81,7 +89,8 @@ def asset_dir() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise ConfigError(
             f"the ALOHA scene files come from the `{ASSET_PACKAGE}` package, which is not "
-            f"installed. Fix: `{INSTALL_HINT}` (--no-deps: only its asset files are used).")
+            f"installed. Fix: `{INSTALL_HINT}` (--no-deps: only its asset files are used)."
+        )
     folder = Path(next(iter(spec.submodule_search_locations))) / "assets"
     missing = [name for name in REQUIRED_ASSETS if not (folder / name).is_file()]
     if missing:
@@ -89,7 +98,8 @@ def asset_dir() -> Path:
             f"the `{ASSET_PACKAGE}` package at {folder.parent} lacks scene files "
             f"({', '.join(missing)}). Rule: act_hydra loads the scenes of {ASSET_PACKAGE} "
             f"{ASSET_PACKAGE_VERSION}. Fix: `pip install --force-reinstall --no-deps "
-            f"{ASSET_PACKAGE.replace('_', '-')}=={ASSET_PACKAGE_VERSION}`.")
+            f"{ASSET_PACKAGE.replace('_', '-')}=={ASSET_PACKAGE_VERSION}`."
+        )
     return folder
 
 
@@ -111,4 +121,5 @@ def gl_error(err: BaseException) -> ConfigError:
         f"Rule: the ALOHA simulation renders its camera offscreen through EGL or OSMesa. Fix: "
         f"set `MUJOCO_GL=egl` (or `MUJOCO_GL=osmesa`, slower) before starting, and install the "
         f"system OpenGL libraries, on Debian/Ubuntu `apt-get install {GL_PACKAGES}` "
-        f"(osmesa also needs libosmesa6).")
+        f"(osmesa also needs libosmesa6)."
+    )

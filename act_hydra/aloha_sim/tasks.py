@@ -145,4 +145,5 @@ def get_task(name: str) -> TaskSpec:
     except (KeyError, TypeError):
         raise ConfigError(
             f"unknown ALOHA sim task {name!r}. Rule: the task must be one of "
-            f"{sorted(TASKS)}. Fix: e.g. `task=transfer_cube`.") from None
+            f"{sorted(TASKS)}. Fix: e.g. `task=transfer_cube`."
+        ) from None

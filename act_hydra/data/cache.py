@@ -36,9 +36,12 @@ def cache_key(settings: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def cached_dataset(kind: str, settings: dict[str, Any],
-                   generate: Callable[[Path], dict[str, Any]],
-                   cache_root: str | Path | None = None) -> Path:
+def cached_dataset(
+    kind: str,
+    settings: dict[str, Any],
+    generate: Callable[[Path], dict[str, Any]],
+    cache_root: str | Path | None = None,
+) -> Path:
     """The folder of the dataset for ``settings``, generated on first use.
 
     ``generate(folder)`` writes the episodes and returns facts for the manifest (for example the
@@ -52,6 +55,7 @@ def cached_dataset(kind: str, settings: dict[str, Any],
         facts = generate(tmp)
         (tmp / MANIFEST).write_text(json.dumps({**settings, **facts}, indent=2) + "\n")
     if not (final / MANIFEST).is_file():
-        raise RuntimeError(f"{final} holds no complete dataset (no {MANIFEST}); delete that "
-                           "folder and run again.")
+        raise RuntimeError(
+            f"{final} holds no complete dataset (no {MANIFEST}); delete that folder and run again."
+        )
     return final

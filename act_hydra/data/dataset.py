@@ -43,9 +43,15 @@ class EpisodeDataset(Dataset):
     kept open; beyond ``max_open_files`` files the least recently used handle is closed.
     """
 
-    def __init__(self, info: DatasetInfo, episode_ids: Sequence[int], chunk_size: int,
-                 camera_names: Sequence[str] | None = None, preload_max_mib: float = 1024,
-                 max_open_files: int = 256):
+    def __init__(
+        self,
+        info: DatasetInfo,
+        episode_ids: Sequence[int],
+        chunk_size: int,
+        camera_names: Sequence[str] | None = None,
+        preload_max_mib: float = 1024,
+        max_open_files: int = 256,
+    ):
         if chunk_size < 1:
             raise ValueError(f"chunk_size={chunk_size} must be >= 1")
         self.info = info
@@ -54,15 +60,18 @@ class EpisodeDataset(Dataset):
             raise DatasetError("EpisodeDataset got no episodes (episode_ids is empty).")
         bad = [e for e in self.episode_ids if not 0 <= e < info.num_episodes]
         if bad:
-            raise DatasetError(f"episode ids {bad} are out of range: the dataset in "
-                               f"{info.dataset_dir} has {info.num_episodes} episodes.")
+            raise DatasetError(
+                f"episode ids {bad} are out of range: the dataset in "
+                f"{info.dataset_dir} has {info.num_episodes} episodes."
+            )
         self.chunk_size = int(chunk_size)
         self.camera_names = tuple(info.camera_names if camera_names is None else camera_names)
         missing = [c for c in self.camera_names if c not in info.image_shapes]
         if missing:
             raise DatasetError(
                 f"cameras {missing} were not checked by scan_dataset (it checked "
-                f"{list(info.camera_names)}). Call scan_dataset with data.camera_names.")
+                f"{list(info.camera_names)}). Call scan_dataset with data.camera_names."
+            )
         self.paths = [str(info.episode_paths[e]) for e in self.episode_ids]
         self.lengths = np.array([info.episode_lengths[e] for e in self.episode_ids], np.int64)
         sim_flags = info.episode_sim or (info.sim,) * info.num_episodes
@@ -101,7 +110,7 @@ class EpisodeDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         ep, ts = self.locate(int(index))
         first = max(ts - self.action_lead[ep], 0)
-        actions = self.action[ep][first:first + self.chunk_size]
+        actions = self.action[ep][first : first + self.chunk_size]
         n = actions.shape[0]
         action = np.zeros((self.chunk_size, actions.shape[1]), np.float32)
         action[:n] = actions
@@ -180,8 +189,11 @@ def compute_norm_stats(info: DatasetInfo, episode_ids: Sequence[int]) -> dict[st
     return stats
 
 
-def split_episodes(num_episodes: int, train_ratio: float, split_seed: int,
-                   ) -> tuple[list[int], list[int]]:
+def split_episodes(
+    num_episodes: int,
+    train_ratio: float,
+    split_seed: int,
+) -> tuple[list[int], list[int]]:
     """Seeded train/val split of episode indices, at least one episode on each side.
 
     Same permutation as the original (``np.random.seed(split_seed); np.random.permutation(n)``),
@@ -192,11 +204,13 @@ def split_episodes(num_episodes: int, train_ratio: float, split_seed: int,
             f"the dataset has {num_episodes} episode(s). Rule: training needs at least 2, one "
             f"for training and one for validation (data.train_ratio splits them). Fix: record "
             f"more episodes into data.dataset_dir, or for the built-in task set "
-            f"`data.synthetic.num_episodes=50`.")
+            f"`data.synthetic.num_episodes=50`."
+        )
     if not 0.0 < train_ratio < 1.0:
         raise DatasetError(
             f"data.train_ratio={train_ratio} must be strictly between 0 and 1 (the rest of the "
-            f"episodes are held out for validation). Fix: e.g. `data.train_ratio=0.8`.")
+            f"episodes are held out for validation). Fix: e.g. `data.train_ratio=0.8`."
+        )
     perm = np.random.RandomState(split_seed).permutation(num_episodes)
     n_train = min(max(int(train_ratio * num_episodes), 1), num_episodes - 1)
     return sorted(int(i) for i in perm[:n_train]), sorted(int(i) for i in perm[n_train:])
@@ -212,8 +226,15 @@ class StepBatchSampler(Sampler[list[int]]):
     uninterrupted run would have seen. Use it as ``DataLoader(ds, batch_sampler=sampler)``.
     """
 
-    def __init__(self, num_samples: int, batch_size: int, seed: int, start_step: int = 0,
-                 rank: int = 0, world_size: int = 1):
+    def __init__(
+        self,
+        num_samples: int,
+        batch_size: int,
+        seed: int,
+        start_step: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
         if num_samples < 1:
             raise ValueError(f"num_samples={num_samples} must be >= 1")
         if batch_size < 1:
@@ -237,7 +258,7 @@ class StepBatchSampler(Sampler[list[int]]):
     def batch(self, step: int) -> list[int]:
         """This rank's indices for optimizer step ``step``."""
         lo = self.rank * self.batch_size
-        return [int(i) for i in self.global_batch(step)[lo:lo + self.batch_size]]
+        return [int(i) for i in self.global_batch(step)[lo : lo + self.batch_size]]
 
     def __iter__(self) -> Iterator[list[int]]:
         step = self.start_step

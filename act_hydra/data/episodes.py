@@ -54,8 +54,14 @@ class DatasetInfo:
         return sum(self.episode_lengths)
 
 
-def write_episode(path: str | Path, qpos: np.ndarray, qvel: np.ndarray | None,
-                  action: np.ndarray, images: dict[str, np.ndarray], sim: bool = True) -> Path:
+def write_episode(
+    path: str | Path,
+    qpos: np.ndarray,
+    qvel: np.ndarray | None,
+    action: np.ndarray,
+    images: dict[str, np.ndarray],
+    sim: bool = True,
+) -> Path:
     """Write one episode in the original layout. ``qvel=None`` writes zeros like ``qpos``."""
     path = Path(path)
     qpos = np.asarray(qpos)
@@ -69,10 +75,12 @@ def write_episode(path: str | Path, qpos: np.ndarray, qvel: np.ndarray | None,
         for cam, frames in images.items():
             frames = np.asarray(frames)
             if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-                raise ValueError(f"images[{cam!r}] must be (T, H, W, 3) uint8, got "
-                                 f"{frames.shape} {frames.dtype}")
-            image_group.create_dataset(cam, data=frames, dtype="uint8",
-                                       chunks=(1, *frames.shape[1:]))
+                raise ValueError(
+                    f"images[{cam!r}] must be (T, H, W, 3) uint8, got {frames.shape} {frames.dtype}"
+                )
+            image_group.create_dataset(
+                cam, data=frames, dtype="uint8", chunks=(1, *frames.shape[1:])
+            )
         obs.create_dataset("qpos", data=qpos)
         obs.create_dataset("qvel", data=qvel)
         root.create_dataset("action", data=action)
@@ -85,8 +93,10 @@ def _sort_key(path: Path) -> tuple[int, int, str]:
 
 
 def _fix_dir(dataset_dir) -> str:
-    return (f"pass an existing folder of episode_*.hdf5 files, e.g. "
-            f"`data.dataset_dir=/abs/path/to/{Path(str(dataset_dir)).name or 'episodes'}`")
+    return (
+        f"pass an existing folder of episode_*.hdf5 files, e.g. "
+        f"`data.dataset_dir=/abs/path/to/{Path(str(dataset_dir)).name or 'episodes'}`"
+    )
 
 
 def scan_dataset(dataset_dir: str | Path | None, camera_names) -> DatasetInfo:
@@ -102,26 +112,31 @@ def scan_dataset(dataset_dir: str | Path | None, camera_names) -> DatasetInfo:
         raise DatasetError(
             "data.camera_names=[] is empty. Rule: ACT needs at least one camera, and each name "
             "must be a dataset under /observations/images in every episode. Fix: e.g. "
-            "`data.camera_names=[top]`.")
+            "`data.camera_names=[top]`."
+        )
     if len(set(camera_names)) != len(camera_names):
         raise DatasetError(
             f"data.camera_names={list(camera_names)} lists a camera twice. Rule: names must be "
-            f"unique. Fix: `data.camera_names=[{','.join(dict.fromkeys(camera_names))}]`.")
+            f"unique. Fix: `data.camera_names=[{','.join(dict.fromkeys(camera_names))}]`."
+        )
     if dataset_dir is None or str(dataset_dir).strip() == "":
         raise DatasetError(
             "data.dataset_dir is not set. Rule: it must be a folder of episode_*.hdf5 files in "
-            f"the original ACT recorder's layout. Fix: {_fix_dir('episodes')}.")
+            f"the original ACT recorder's layout. Fix: {_fix_dir('episodes')}."
+        )
     root = Path(str(dataset_dir)).expanduser()
     if not root.exists():
         raise DatasetError(
             f"data.dataset_dir={dataset_dir} does not exist (resolved to {root.absolute()}). Rule: "
             f"it must be a folder of episode_*.hdf5 files; relative paths are resolved from the "
-            f"current working directory. Fix: {_fix_dir(dataset_dir)}.")
+            f"current working directory. Fix: {_fix_dir(dataset_dir)}."
+        )
     if not root.is_dir():
         raise DatasetError(
             f"data.dataset_dir={dataset_dir} is a file, not a folder. Rule: it must be the folder "
             f"that holds the episode_*.hdf5 files. Fix: "
-            f"`data.dataset_dir={root.absolute().parent}` if the episodes sit next to it.")
+            f"`data.dataset_dir={root.absolute().parent}` if the episodes sit next to it."
+        )
     paths = sorted((p for p in root.glob(EPISODE_GLOB) if p.is_file()), key=_sort_key)
     if not paths:
         others = sorted(p.name for p in root.iterdir())
@@ -130,7 +145,8 @@ def scan_dataset(dataset_dir: str | Path | None, camera_names) -> DatasetInfo:
             f"data.dataset_dir={dataset_dir} contains no episode_*.hdf5 files (it holds: "
             f"{shown or 'nothing'}). Rule: one file per episode named episode_<n>.hdf5, as the "
             f"original ACT recorder writes them. Fix: point at the folder that holds them, "
-            f"{_fix_dir(dataset_dir)}.")
+            f"{_fix_dir(dataset_dir)}."
+        )
 
     lengths: list[int] = []
     state_dim = action_dim = None
@@ -146,8 +162,10 @@ def scan_dataset(dataset_dir: str | Path | None, camera_names) -> DatasetInfo:
             state_dim, action_dim = info["state_dim"], info["action_dim"]
             image_shapes = info["image_shapes"]
             first_of = {"state": path.name, "action": path.name}
-        for what, dim, ref in (("state", info["state_dim"], state_dim),
-                               ("action", info["action_dim"], action_dim)):
+        for what, dim, ref in (
+            ("state", info["state_dim"], state_dim),
+            ("action", info["action_dim"], action_dim),
+        ):
             if dim != ref:
                 key = "/observations/qpos" if what == "state" else "/action"
                 raise DatasetError(
@@ -155,7 +173,8 @@ def scan_dataset(dataset_dir: str | Path | None, camera_names) -> DatasetInfo:
                     f"is {info[what + '_shape']}) but {first_of[what]} has {ref}. Rule: every "
                     f"episode of a dataset must share state and action dims (lengths may "
                     f"differ). Fix: move the episodes of the other robot to their own folder and "
-                    f"pass `data.dataset_dir=<that folder>`.")
+                    f"pass `data.dataset_dir=<that folder>`."
+                )
         for cam in camera_names:
             if info["image_shapes"][cam] != image_shapes[cam]:
                 raise DatasetError(
@@ -163,7 +182,8 @@ def scan_dataset(dataset_dir: str | Path | None, camera_names) -> DatasetInfo:
                     f"{info['image_shapes'][cam]} but {paths[0].name} has {image_shapes[cam]}. "
                     f"Rule: a camera's image size must be the same in every episode. Fix: "
                     f"resize the recordings offline, or drop the camera with "
-                    f"`data.camera_names=[{','.join(c for c in camera_names if c != cam)}]`.")
+                    f"`data.camera_names=[{','.join(c for c in camera_names if c != cam)}]`."
+                )
         lengths.append(info["length"])
     shapes = {image_shapes[c][:2] for c in camera_names}
     if len(shapes) > 1:
@@ -172,10 +192,19 @@ def scan_dataset(dataset_dir: str | Path | None, camera_names) -> DatasetInfo:
             f"data.camera_names={list(camera_names)} have different image sizes ({listed}). "
             f"Rule: the cameras are stacked into one (N_cam, 3, H, W) tensor, so they must share "
             f"H and W. Fix: resize the recordings offline, or select cameras of one size, e.g. "
-            f"`data.camera_names=[{camera_names[0]}]`.")
-    return DatasetInfo(root, tuple(paths), tuple(lengths), int(state_dim), int(action_dim),
-                       camera_names, {c: image_shapes[c] for c in camera_names}, sim,
-                       tuple(episode_sim))
+            f"`data.camera_names=[{camera_names[0]}]`."
+        )
+    return DatasetInfo(
+        root,
+        tuple(paths),
+        tuple(lengths),
+        int(state_dim),
+        int(action_dim),
+        camera_names,
+        {c: image_shapes[c] for c in camera_names},
+        sim,
+        tuple(episode_sim),
+    )
 
 
 def _scan_episode(path: Path, camera_names: tuple[str, ...], dataset_dir) -> dict:
@@ -186,14 +215,16 @@ def _scan_episode(path: Path, camera_names: tuple[str, ...], dataset_dir) -> dic
             f"{where} is not an HDF5 file ({size} bytes; h5py cannot open it). Rule: every "
             f"episode_*.hdf5 file must be an episode in the original recorder's HDF5 layout. "
             f"Fix: delete or re-record {path} (a partial download or copy?), or move it out of "
-            f"the folder.")
+            f"the folder."
+        )
     try:
         f = h5py.File(path, "r")
     except OSError as e:
         raise DatasetError(
             f"{where} could not be opened as HDF5 ({e}). Rule: every episode_*.hdf5 file must "
             f"be a readable HDF5 file. Fix: re-record or re-copy {path}, or move it out of the "
-            f"folder.") from e
+            f"folder."
+        ) from e
     with f:
         for key in ("observations/qpos", "action"):
             if not isinstance(f.get(key), h5py.Dataset):
@@ -202,13 +233,15 @@ def _scan_episode(path: Path, camera_names: tuple[str, ...], dataset_dir) -> dic
                     f"follow the original ACT layout (/observations/qpos, /observations/qvel, "
                     f"/observations/images/<cam>, /action). Fix: convert the recording to that "
                     f"layout (act_hydra.data.write_episode does it), or move the file out of "
-                    f"the folder.")
+                    f"the folder."
+                )
         qpos, action = f["observations/qpos"], f["action"]
         for key, ds in (("observations/qpos", qpos), ("action", action)):
             if ds.ndim != 2 or ds.shape[0] == 0:
                 raise DatasetError(
                     f"{where}: /{key} has shape {ds.shape}. Rule: it must be (T, dim) with "
-                    f"T >= 1. Fix: re-record the episode or move it out of the folder.")
+                    f"T >= 1. Fix: re-record the episode or move it out of the folder."
+                )
         group = f.get("observations/images")
         cams_here = sorted(group.keys()) if isinstance(group, h5py.Group) else []
         image_shapes = {}
@@ -218,7 +251,8 @@ def _scan_episode(path: Path, camera_names: tuple[str, ...], dataset_dir) -> dic
                     f"{where} has no camera '{cam}' under /observations/images (it has: "
                     f"{', '.join(cams_here) or 'none'}). Rule: every name in data.camera_names="
                     f"{list(camera_names)} must be recorded in every episode. Fix: "
-                    f"`data.camera_names=[{','.join(cams_here) or '<camera>'}]` (or a subset).")
+                    f"`data.camera_names=[{','.join(cams_here) or '<camera>'}]` (or a subset)."
+                )
             ds = group[cam]
             if ds.attrs.get("compress", False) or f.attrs.get("compress", False) or ds.ndim == 2:
                 raise DatasetError(
@@ -226,26 +260,34 @@ def _scan_episode(path: Path, camera_names: tuple[str, ...], dataset_dir) -> dic
                     f"attrs['compress'] set, as Mobile ALOHA records it). Rule: act_hydra reads "
                     f"uncompressed (T, H, W, 3) uint8 frames only. Fix: decode each row with "
                     f"cv2.imdecode and rewrite the episode with act_hydra.data.write_episode, "
-                    f"then pass `data.dataset_dir=<the new folder>`.")
+                    f"then pass `data.dataset_dir=<the new folder>`."
+                )
             if ds.ndim != 4 or ds.shape[-1] != 3 or ds.dtype != np.uint8:
                 raise DatasetError(
                     f"{where}: /observations/images/{cam} is {ds.shape} {ds.dtype}. Rule: frames "
                     f"are (T, H, W, 3) uint8 RGB. Fix: rewrite the episode with "
-                    f"act_hydra.data.write_episode, or drop the camera from data.camera_names.")
+                    f"act_hydra.data.write_episode, or drop the camera from data.camera_names."
+                )
             image_shapes[cam] = tuple(int(s) for s in ds.shape[1:])
-        lengths = {"/observations/qpos": qpos.shape[0], "/action": action.shape[0],
-                   **{f"/observations/images/{c}": group[c].shape[0] for c in camera_names}}
+        lengths = {
+            "/observations/qpos": qpos.shape[0],
+            "/action": action.shape[0],
+            **{f"/observations/images/{c}": group[c].shape[0] for c in camera_names},
+        }
         if len(set(lengths.values())) > 1:
             listed = ", ".join(f"{k}: {v}" for k, v in lengths.items())
             raise DatasetError(
                 f"{where} has datasets of different lengths ({listed}). Rule: within an episode, "
                 f"qpos, action and every camera have one entry per timestep (the same T). Fix: "
-                f"re-record or trim the episode, or move it out of the folder.")
+                f"re-record or trim the episode, or move it out of the folder."
+            )
         sim = f.attrs.get("sim")
         return {
             "length": int(qpos.shape[0]),
-            "state_dim": int(qpos.shape[1]), "state_shape": qpos.shape,
-            "action_dim": int(action.shape[1]), "action_shape": action.shape,
+            "state_dim": int(qpos.shape[1]),
+            "state_shape": qpos.shape,
+            "action_dim": int(action.shape[1]),
+            "action_shape": action.shape,
             "image_shapes": image_shapes,
             "sim": None if sim is None else bool(sim),
         }

@@ -40,4 +40,5 @@ def check_matches_simulator(data: DataConfig, info: DatasetInfo) -> None:
             f"data.dataset_dir={data.dataset_dir!r} holds {found[0]}x{found[1]} `top` images, "
             f"but data.sim renders {expected[0]}x{expected[1]}. Rule: the simulator used for "
             "evaluation must render what the policy was trained on. Fix: pass "
-            f"data.sim.image_height={found[0]} data.sim.image_width={found[1]}.")
+            f"data.sim.image_height={found[0]} data.sim.image_width={found[1]}."
+        )

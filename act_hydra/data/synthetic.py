@@ -17,9 +17,13 @@ from act_hydra.data.episodes import write_episode
 
 def settings(cfg: SyntheticTaskConfig) -> dict[str, Any]:
     """Everything that changes the episodes: the cache key."""
-    return {"num_episodes": int(cfg.num_episodes), "episode_len": int(cfg.episode_len),
-            "image_size": int(cfg.image_size), "seed": int(cfg.seed),
-            "sim_version": sim.SIM_VERSION}
+    return {
+        "num_episodes": int(cfg.num_episodes),
+        "episode_len": int(cfg.episode_len),
+        "image_size": int(cfg.image_size),
+        "seed": int(cfg.seed),
+        "sim_version": sim.SIM_VERSION,
+    }
 
 
 def generate_synthetic_dataset(cfg: SyntheticTaskConfig, out_dir: str | Path) -> dict[str, Any]:
@@ -39,9 +43,14 @@ def generate_synthetic_dataset(cfg: SyntheticTaskConfig, out_dir: str | Path) ->
     return {"camera_names": ["top"], "expert_success_rate": successes / cfg.num_episodes}
 
 
-def ensure_synthetic_dataset(cfg: SyntheticTaskConfig,
-                             cache_root: str | Path | None = None) -> Path:
+def ensure_synthetic_dataset(
+    cfg: SyntheticTaskConfig, cache_root: str | Path | None = None
+) -> Path:
     """The folder of the dataset for ``cfg``, generated on first use; ``cache_root`` replaces
     the default cache root."""
-    return cached_dataset("synthetic", settings(cfg),
-                          lambda folder: generate_synthetic_dataset(cfg, folder), cache_root)
+    return cached_dataset(
+        "synthetic",
+        settings(cfg),
+        lambda folder: generate_synthetic_dataset(cfg, folder),
+        cache_root,
+    )
