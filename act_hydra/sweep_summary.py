@@ -26,7 +26,7 @@ the summary at the end of every ``--multirun``, prints it, and then makes the sw
 status non-zero when a job did not complete: a sweep job records its failure and returns, so
 without this the sweep would exit 0.
 
-``act-sweep-summary DIR`` (``python -m act_hydra.sweep_summary DIR``) rebuilds the summary later,
+``act-sweep-summary DIR`` (``python -m act_hydra.sweep_summary_cli DIR``) rebuilds it later,
 also from downloaded OSMO outputs: ``--rank-by``, ``--expected-jobs N`` (jobs 0..N-1 without a
 run dir are listed as missing), ``--out``, ``--no-plot``, ``--strict`` (exit 1 when a job did
 not complete). Exit status 2: DIR is not a folder or holds no run directory.
@@ -34,7 +34,6 @@ not complete). Exit status 2: DIR is not a folder or holds no run directory.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
@@ -574,77 +573,3 @@ class SweepSummaryCallback(Callback):
             # Also on stderr: Hydra's own logging may not be configured to show it.
             print(message, file=sys.stderr, flush=True)
             raise SweepFailed(message, summary.not_completed)
-
-
-# ----------------------------------------------------------------------------- CLI
-
-
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="act-sweep-summary",
-        description="Summarize a sweep folder: one row per job, the winner marked.",
-    )
-    parser.add_argument(
-        "dir",
-        type=Path,
-        help="sweep folder (hydra.sweep.dir of a --multirun, "
-        "or downloaded OSMO task outputs); searched recursively",
-    )
-    parser.add_argument(
-        "--out", type=Path, default=None, help="where to write the summary files (default: DIR)"
-    )
-    parser.add_argument(
-        "--rank-by",
-        choices=RANK_BY,
-        default="val_loss",
-        help="val_loss: lowest best validation loss wins (default); val_l1: lowest "
-        "val/l1 (comparable across training.kl_weight); "
-        "success_rate: highest last eval/success_rate wins",
-    )
-    parser.add_argument(
-        "--expected-jobs",
-        type=int,
-        default=None,
-        metavar="N",
-        help="the sweep had N jobs: any of 0..N-1 without a run dir is "
-        "listed as missing (an OSMO task that uploaded nothing)",
-    )
-    parser.add_argument("--no-plot", action="store_true", help="skip sweep_val_loss.png")
-    parser.add_argument("--strict", action="store_true", help="exit 1 when a job did not complete")
-    return parser.parse_args(argv)
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    if not args.dir.is_dir():
-        print(
-            f"error: {args.dir} is not a folder. Pass the sweep folder (hydra.sweep.dir of a "
-            "--multirun, or the downloaded outputs of an OSMO sweep).",
-            file=sys.stderr,
-        )
-        return 2
-    summary = summarize_sweep(
-        args.dir,
-        out_dir=args.out,
-        rank_by=args.rank_by,
-        expected_jobs=args.expected_jobs,
-        plot=not args.no_plot,
-    )
-    if not summary.rows:
-        print(
-            f"error: no run directory under {args.dir} (a folder holding "
-            ".hydra/overrides.yaml or summary.json).",
-            file=sys.stderr,
-        )
-        return 2
-    print(summary.markdown())
-    print("written: " + ", ".join(str(p) for p in summary.files))
-    if summary.not_completed:
-        print(failure_message(summary), file=sys.stderr)
-        if args.strict:
-            return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -43,7 +43,7 @@ def job_dirs(sweep_dir: Path) -> list[Path]:
 
 def summarize_script(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "act_hydra.sweep_summary", *args],
+        [sys.executable, "-m", "act_hydra.sweep_summary_cli", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
