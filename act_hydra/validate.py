@@ -7,7 +7,16 @@ override syntax, and all problems are reported at once.
 
 from __future__ import annotations
 
-from act_hydra.config import SchedulerName, TrainConfig
+from act_hydra.config import (
+    AlohaSimConfig,
+    DataConfig,
+    ModelConfig,
+    SchedulerConfig,
+    SchedulerName,
+    SyntheticTaskConfig,
+    TrainConfig,
+    TrainingConfig,
+)
 from act_hydra.errors import ConfigError
 
 # Closed sets (precision, scheduler, logger, activation, backbone) are Enums in the schema and
@@ -21,53 +30,67 @@ def _problem(key: str, value, rule: str, fix: str) -> str:
     return f"{key}={value!r} is invalid: {rule}. Fix: {fix}."
 
 
-def collect_problems(cfg: TrainConfig) -> list[str]:
-    t, m, d, s = cfg.training, cfg.model, cfg.data, cfg.scheduler
-    problems: list[str] = []
+class Problems(list):
+    """Broken rules, one message each."""
 
-    def check(ok: bool, key: str, value, rule: str, fix: str) -> None:
+    def check(self, ok: bool, key: str, value, rule: str, fix: str) -> None:
         if not ok:
-            problems.append(_problem(key, value, rule, fix))
+            self.append(_problem(key, value, rule, fix))
 
-    # training
-    check(t.lr > 0, "training.lr", t.lr, "the learning rate must be > 0", "pass training.lr=1e-5")
-    check(
+
+def collect_problems(cfg: TrainConfig) -> list[str]:
+    """Every broken rule of the composed config, in key order."""
+    problems = Problems()
+    check_training(problems, cfg.training, cfg.data)
+    check_model(problems, cfg.model)
+    check_data(problems, cfg.data)
+    check_scheduler(problems, cfg.scheduler, cfg.training)
+    return list(problems)
+
+
+def check_training(problems: Problems, t: TrainingConfig, d: DataConfig) -> None:
+    problems.check(
+        t.lr > 0, "training.lr", t.lr, "the learning rate must be > 0", "pass training.lr=1e-5"
+    )
+    problems.check(
         t.lr_backbone >= 0,
         "training.lr_backbone",
         t.lr_backbone,
         "the backbone learning rate must be >= 0 (0 freezes the backbone)",
         "pass training.lr_backbone=1e-5",
     )
-    check(
+    problems.check(
         t.weight_decay >= 0,
         "training.weight_decay",
         t.weight_decay,
         "weight decay must be >= 0",
         "pass training.weight_decay=1e-4",
     )
-    check(
+    problems.check(
         t.batch_size >= 1,
         "training.batch_size",
         t.batch_size,
         "the batch size must be >= 1",
         "pass training.batch_size=8",
     )
-    check(
+    problems.check(
         t.num_steps >= 1,
         "training.num_steps",
         t.num_steps,
         "the number of optimizer updates must be >= 1",
         "pass training.num_steps=1000",
     )
-    check(t.seed >= 0, "training.seed", t.seed, "the seed must be >= 0", "pass training.seed=0")
-    check(
+    problems.check(
+        t.seed >= 0, "training.seed", t.seed, "the seed must be >= 0", "pass training.seed=0"
+    )
+    problems.check(
         t.kl_weight >= 0,
         "training.kl_weight",
         t.kl_weight,
         "the KL weight must be >= 0",
         "pass training.kl_weight=10",
     )
-    check(
+    problems.check(
         t.grad_clip_norm >= 0,
         "training.grad_clip_norm",
         t.grad_clip_norm,
@@ -76,16 +99,18 @@ def collect_problems(cfg: TrainConfig) -> list[str]:
     )
     for key in ("log_every", "eval_every", "save_every", "val_batches"):
         value = getattr(t, key)
-        check(value >= 1, f"training.{key}", value, "it must be >= 1", f"pass training.{key}=100")
+        problems.check(
+            value >= 1, f"training.{key}", value, "it must be >= 1", f"pass training.{key}=100"
+        )
     device_kind = t.device.split(":")[0]
-    check(
+    problems.check(
         device_kind in DEVICES and (":" not in t.device or device_kind == "cuda"),
         "training.device",
         t.device,
         f"it must be one of {', '.join(DEVICES)} or cuda:N",
         "pass training.device=auto",
     )
-    check(
+    problems.check(
         t.resume.strip() != "",
         "training.resume",
         t.resume,
@@ -93,21 +118,21 @@ def collect_problems(cfg: TrainConfig) -> list[str]:
         "pass training.resume=auto",
     )
 
-    check(
+    problems.check(
         t.eval_rollouts_every >= 0,
         "training.eval_rollouts_every",
         t.eval_rollouts_every,
         "it must be >= 0 (0 turns closed-loop evaluation off)",
         "pass training.eval_rollouts_every=500",
     )
-    check(
+    problems.check(
         t.eval_rollouts_episodes >= 1,
         "training.eval_rollouts_episodes",
         t.eval_rollouts_episodes,
         "it must be >= 1",
         "pass training.eval_rollouts_episodes=20",
     )
-    check(
+    problems.check(
         t.eval_rollouts_every == 0 or d.synthetic is not None or d.sim is not None,
         "training.eval_rollouts_every",
         t.eval_rollouts_every,
@@ -116,15 +141,16 @@ def collect_problems(cfg: TrainConfig) -> list[str]:
         "pass training.eval_rollouts_every=0 for recorded data",
     )
 
-    # model
-    check(
+
+def check_model(problems: Problems, m: ModelConfig) -> None:
+    problems.check(
         m.chunk_size >= 1,
         "model.chunk_size",
         m.chunk_size,
         "the action chunk must hold at least one action",
         "pass model.chunk_size=100",
     )
-    check(
+    problems.check(
         m.dim_model >= 4
         and m.n_heads >= 1
         and m.dim_model % max(m.n_heads, 1) == 0
@@ -135,7 +161,7 @@ def collect_problems(cfg: TrainConfig) -> list[str]:
         "position embedding splits it into x/y sine/cosine quarters)",
         "pass model.dim_model=512 model.n_heads=8",
     )
-    check(
+    problems.check(
         m.dim_feedforward >= 1,
         "model.dim_feedforward",
         m.dim_feedforward,
@@ -144,8 +170,8 @@ def collect_problems(cfg: TrainConfig) -> list[str]:
     )
     for key in ("n_encoder_layers", "n_decoder_layers", "n_vae_encoder_layers", "latent_dim"):
         value = getattr(m, key)
-        check(value >= 1, f"model.{key}", value, "it must be >= 1", f"pass model.{key}=4")
-    check(
+        problems.check(value >= 1, f"model.{key}", value, "it must be >= 1", f"pass model.{key}=4")
+    problems.check(
         0 <= m.dropout < 1,
         "model.dropout",
         m.dropout,
@@ -153,36 +179,37 @@ def collect_problems(cfg: TrainConfig) -> list[str]:
         "pass model.dropout=0.1",
     )
 
-    # data
-    check(
+
+def check_data(problems: Problems, d: DataConfig) -> None:
+    problems.check(
         0 < d.train_ratio < 1,
         "data.train_ratio",
         d.train_ratio,
         "it must be in (0, 1) so both the train and the validation split get episodes",
         "pass data.train_ratio=0.8",
     )
-    check(
+    problems.check(
         len(d.camera_names) >= 1,
         "data.camera_names",
         list(d.camera_names),
         "at least one camera is needed (ACT is a vision policy)",
         "pass data.camera_names=[top]",
     )
-    check(
+    problems.check(
         d.num_workers >= 0,
         "data.num_workers",
         d.num_workers,
         "it must be >= 0",
         "pass data.num_workers=2",
     )
-    check(
+    problems.check(
         d.preload_max_mib >= 0,
         "data.preload_max_mib",
         d.preload_max_mib,
         "it must be >= 0 (0 always reads from disk)",
         "pass data.preload_max_mib=1024",
     )
-    check(
+    problems.check(
         d.synthetic is None or d.sim is None,
         "data.sim",
         "set",
@@ -190,7 +217,7 @@ def collect_problems(cfg: TrainConfig) -> list[str]:
         "pick one with data=synthetic or data=aloha_sim",
     )
     if d.synthetic is None and d.sim is None:
-        check(
+        problems.check(
             bool(d.dataset_dir),
             "data.dataset_dir",
             d.dataset_dir,
@@ -198,107 +225,113 @@ def collect_problems(cfg: TrainConfig) -> list[str]:
             "pass data.dataset_dir=/path/to/episodes (or data=synthetic for the built-in task)",
         )
     if d.synthetic is not None:
-        syn = d.synthetic
-        check(
-            syn.num_episodes >= 2,
-            "data.synthetic.num_episodes",
-            syn.num_episodes,
-            "the train/val split needs at least 2 episodes",
-            "pass data.synthetic.num_episodes=50",
-        )
-        check(
-            syn.episode_len >= 2,
-            "data.synthetic.episode_len",
-            syn.episode_len,
-            "an episode needs at least 2 steps",
-            "pass data.synthetic.episode_len=60",
-        )
-        check(
-            syn.image_size >= MIN_IMAGE_SIDE,
-            "data.synthetic.image_size",
-            syn.image_size,
-            f"ResNet downsamples by 32, so images need at least {MIN_IMAGE_SIDE} pixels per side",
-            "pass data.synthetic.image_size=64",
-        )
-        check(
-            syn.seed >= 0,
-            "data.synthetic.seed",
-            syn.seed,
-            "the seed must be >= 0",
-            "pass data.synthetic.seed=0",
-        )
+        check_synthetic(problems, d.synthetic)
     if d.sim is not None:
-        sim = d.sim
-        check(
-            sim.num_episodes >= 2,
-            "data.sim.num_episodes",
-            sim.num_episodes,
-            "the train/val split needs at least 2 episodes",
-            "pass data.sim.num_episodes=50",
-        )
-        check(
-            sim.episode_len >= 2,
-            "data.sim.episode_len",
-            sim.episode_len,
-            "an episode needs at least 2 steps (the paper uses 400)",
-            "pass data.sim.episode_len=400",
-        )
-        for key in ("image_height", "image_width"):
-            value = getattr(sim, key)
-            check(
-                MIN_IMAGE_SIDE <= value <= MAX_SIM_IMAGE_SIDE,
-                f"data.sim.{key}",
-                value,
-                f"it must be in [{MIN_IMAGE_SIDE}, {MAX_SIM_IMAGE_SIDE}] pixels (ResNet "
-                "downsamples by 32; larger offscreen buffers are not worth their memory)",
-                f"pass data.sim.{key}={480 if key == 'image_height' else 640}",
-            )
-        check(
-            sim.num_workers >= 0,
-            "data.sim.num_workers",
-            sim.num_workers,
-            "it must be >= 0 (0: generate in the training process)",
-            "pass data.sim.num_workers=2",
-        )
-        check(
-            list(d.camera_names) == ["top"],
-            "data.camera_names",
-            list(d.camera_names),
-            "the ALOHA tasks render the `top` camera only",
-            "pass data.camera_names=[top]",
-        )
+        check_sim(problems, d.sim, list(d.camera_names))
 
-    # scheduler
+
+def check_synthetic(problems: Problems, syn: SyntheticTaskConfig) -> None:
+    problems.check(
+        syn.num_episodes >= 2,
+        "data.synthetic.num_episodes",
+        syn.num_episodes,
+        "the train/val split needs at least 2 episodes",
+        "pass data.synthetic.num_episodes=50",
+    )
+    problems.check(
+        syn.episode_len >= 2,
+        "data.synthetic.episode_len",
+        syn.episode_len,
+        "an episode needs at least 2 steps",
+        "pass data.synthetic.episode_len=60",
+    )
+    problems.check(
+        syn.image_size >= MIN_IMAGE_SIDE,
+        "data.synthetic.image_size",
+        syn.image_size,
+        f"ResNet downsamples by 32, so images need at least {MIN_IMAGE_SIDE} pixels per side",
+        "pass data.synthetic.image_size=64",
+    )
+    problems.check(
+        syn.seed >= 0,
+        "data.synthetic.seed",
+        syn.seed,
+        "the seed must be >= 0",
+        "pass data.synthetic.seed=0",
+    )
+
+
+def check_sim(problems: Problems, sim: AlohaSimConfig, camera_names: list[str]) -> None:
+    problems.check(
+        sim.num_episodes >= 2,
+        "data.sim.num_episodes",
+        sim.num_episodes,
+        "the train/val split needs at least 2 episodes",
+        "pass data.sim.num_episodes=50",
+    )
+    problems.check(
+        sim.episode_len >= 2,
+        "data.sim.episode_len",
+        sim.episode_len,
+        "an episode needs at least 2 steps (the paper uses 400)",
+        "pass data.sim.episode_len=400",
+    )
+    for key in ("image_height", "image_width"):
+        value = getattr(sim, key)
+        problems.check(
+            MIN_IMAGE_SIDE <= value <= MAX_SIM_IMAGE_SIDE,
+            f"data.sim.{key}",
+            value,
+            f"it must be in [{MIN_IMAGE_SIDE}, {MAX_SIM_IMAGE_SIDE}] pixels (ResNet "
+            "downsamples by 32; larger offscreen buffers are not worth their memory)",
+            f"pass data.sim.{key}={480 if key == 'image_height' else 640}",
+        )
+    problems.check(
+        sim.num_workers >= 0,
+        "data.sim.num_workers",
+        sim.num_workers,
+        "it must be >= 0 (0: generate in the training process)",
+        "pass data.sim.num_workers=2",
+    )
+    problems.check(
+        camera_names == ["top"],
+        "data.camera_names",
+        camera_names,
+        "the ALOHA tasks render the `top` camera only",
+        "pass data.camera_names=[top]",
+    )
+
+
+def check_scheduler(problems: Problems, s: SchedulerConfig, t: TrainingConfig) -> None:
     if s.name == SchedulerName.cosine:
-        check(
+        problems.check(
             s.warmup_steps >= 0,
             "scheduler.warmup_steps",
             s.warmup_steps,
             "the warmup length must be >= 0",
             "pass scheduler.warmup_steps=500",
         )
-        check(
+        problems.check(
             s.warmup_steps < t.num_steps,
             "scheduler.warmup_steps",
             s.warmup_steps,
             f"the warmup must end before training.num_steps={t.num_steps}",
             f"pass scheduler.warmup_steps={t.num_steps // 10} or raise training.num_steps",
         )
-        check(
+        problems.check(
             s.min_lr >= 0,
             "scheduler.min_lr",
             s.min_lr,
             "the LR floor must be >= 0",
             "pass scheduler.min_lr=1e-7",
         )
-        check(
+        problems.check(
             s.min_lr <= t.lr,
             "scheduler.min_lr",
             s.min_lr,
             f"the LR floor must not exceed training.lr={t.lr}",
             f"pass scheduler.min_lr={t.lr / 100:g}",
         )
-    return problems
 
 
 def validate_config(cfg: TrainConfig) -> None:
