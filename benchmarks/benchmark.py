@@ -847,7 +847,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--fast-precision",
-        choices=["fp32", "tf32", "bf16", "fp16"],
+        choices=[p.value for p in Precision],
         help="precision of the fast path (default: training.precision, or bf16 "
         "on CUDA when that is fp32)",
     )

@@ -165,11 +165,9 @@ def generate_dataset(
     ``ConfigError`` for bad arguments or a missing simulator, ``GenerationError`` when the
     scripted success rate drops below ``min_success_rate``. Returns ``out_dir``.
     """
-    task = _check_args(
-        task, num_episodes, episode_len, height, width, render_style, num_workers, min_success_rate
-    )
     out_dir = Path(out_dir).expanduser().absolute()
     _check_out_dir(out_dir)
+    # write_dataset checks the arguments; on an error the temporary folder is removed.
     with atomic_dir(out_dir) as folder:
         write_dataset(
             folder,
