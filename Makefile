@@ -10,7 +10,7 @@ ARGS ?=
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,sim]'
+	$(PY) -m pip install --quiet -e '.[dev,sim,lerobot]'
 	# The ALOHA scene files (MJCF + meshes) without gym-aloha's own dependencies, which do not
 	# install on every Python this project supports; act_hydra.aloha_sim finds them on disk.
 	$(PY) -m pip install --quiet --no-deps gym-aloha==0.1.5

@@ -122,3 +122,15 @@ def atomic_dir(final: str | os.PathLike[str]) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     _fsync_dir(final.parent)
+
+
+def writable_problem(folder: Path) -> str | None:
+    """Why ``folder`` cannot be created or written (the OS's reason), or None when it can."""
+    probe = folder / f".write_probe-{os.getpid()}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as err:
+        return err.strerror or str(err)
+    return None

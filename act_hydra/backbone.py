@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 import torch
-import torchvision
 from torch import nn
-from torchvision.models._utils import IntermediateLayerGetter
-from torchvision.ops.misc import FrozenBatchNorm2d
 
 from act_hydra.errors import BadInputError
+
+if TYPE_CHECKING:
+    import torchvision
+
+# torchvision is imported where it is used: it costs seconds (it loads torch._dynamo), which a
+# run that stops at a config or dataset error should not pay.
 
 # Set to 1 to let torchvision download missing weights. Off by default because a download
 # attempt without network can hang for minutes before failing, e.g. on a cluster node.
@@ -31,6 +35,8 @@ class BackboneWeightsError(BadInputError):
 
 def imagenet_weights(name: str) -> torchvision.models.WeightsEnum:
     """The torchvision weights the original ACT uses (``pretrained=True`` meant IMAGENET1K_V1)."""
+    import torchvision
+
     return torchvision.models.get_model_weights(str(name)).IMAGENET1K_V1
 
 
@@ -43,12 +49,13 @@ def _weights_error(name: str, weights, path: Path, reason: str) -> BackboneWeigh
     return BackboneWeightsError(
         f"model.pretrained_backbone=true needs torchvision's ImageNet weights for {name} "
         f"({weights}), but {reason}.\n"
-        f"torchvision looks for them at {path} (torch.hub.get_dir()/checkpoints; set TORCH_HOME "
-        "to move it).\nFix it with one of:\n"
-        "  - train the backbone from scratch: model.pretrained_backbone=false\n"
-        f"  - put {path.name} (from {weights.url}) at that path, or point TORCH_HOME at a folder "
-        f"whose checkpoints/ holds it\n"
-        f"  - let torchvision download it (needs network): {ALLOW_DOWNLOAD_ENV}=1"
+        f"torchvision looks for them at {path} ($TORCH_HOME/hub/checkpoints/; TORCH_HOME "
+        "defaults to ~/.cache/torch).\nFix it with one of:\n"
+        "  - train the backbone from scratch: pass model.pretrained_backbone=false\n"
+        f"  - put {path.name} (from {weights.url}) at that path, or export TORCH_HOME=<folder> "
+        f"where <folder>/hub/checkpoints/{path.name} exists\n"
+        f"  - let torchvision download it (needs network): prefix the command with "
+        f"{ALLOW_DOWNLOAD_ENV}=1"
     )
 
 
@@ -78,6 +85,10 @@ def load_imagenet_state_dict(name: str) -> dict[str, torch.Tensor]:
 def build_backbone(name: str, pretrained: bool) -> tuple[nn.Module, int]:
     """ResNet up to layer4 with frozen BN. Returns (module, feature channels). The module maps
     (B, 3, H, W) to ``{"feature_map": (B, C, H/32, W/32)}``."""
+    import torchvision
+    from torchvision.models._utils import IntermediateLayerGetter
+    from torchvision.ops.misc import FrozenBatchNorm2d
+
     name = str(name)  # a config Backbone value; the schema restricts it to torchvision ResNets
     resnet = torchvision.models.get_model(name, weights=None, norm_layer=FrozenBatchNorm2d)
     if pretrained:

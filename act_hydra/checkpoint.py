@@ -38,17 +38,17 @@ import torch
 
 from act_hydra.atomic import atomic_file, remove_stale
 from act_hydra.distributed import DistInfo, gather_to_main
-from act_hydra.errors import EXIT_BAD_INPUT, CheckpointError, ConfigError, RunIOError
+from act_hydra.errors import EXIT_BAD_INPUT, CheckpointError, RunIOError
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = 2
 LEGACY_FORMAT = 1  # the previous release's layout; `convert` turns it into CHECKPOINT_FORMAT
+REQUIRED_ENTRIES = ("model", "config", "norm_stats")  # what evaluating or resuming reads first
+
+
 # Keys that may differ between a checkpoint and the run resuming it: they change how data is
 # read, not what is learned.
-RESUMABLE_DATA_CHANGES = ("num_workers", "preload_max_mib")
-
-
 def rng_state() -> dict[str, Any]:
     """Every RNG a training step draws from, as tensors and plain lists."""
     version, mt_state, gauss = random.getstate()
@@ -136,13 +136,23 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     except Exception as err:  # refused, truncated, empty, not a torch file at all
         raise _refusal(path, err) from err
     if not (isinstance(saved, dict) and saved.get("format") == CHECKPOINT_FORMAT):
-        found = saved.get("format") if isinstance(saved, dict) else None
         raise CheckpointError(
-            f"{path} is not an act-hydra checkpoint of format {CHECKPOINT_FORMAT} (format "
-            f"entry: {found!r}). Fix: point at a checkpoints/last.pt or best.pt written by this "
-            "version of act-hydra."
+            f"{path} is not an act-hydra checkpoint of format {CHECKPOINT_FORMAT} "
+            f"({_what_it_holds(saved)}). Fix: point at a checkpoints/last.pt or best.pt written "
+            "by this version of act-hydra."
         )
+    missing = [key for key in REQUIRED_ENTRIES if key not in saved]
+    if missing:
+        raise _unreadable(path, f"format {CHECKPOINT_FORMAT}, but without {', '.join(missing)}")
     return saved
+
+
+def _what_it_holds(saved: Any) -> str:
+    if not isinstance(saved, dict):
+        return f"it holds a {type(saved).__name__}, not a dict"
+    if "format" not in saved:
+        return "it has no format entry: a bare state_dict, or another program's file"
+    return f"format entry: {saved['format']!r}"
 
 
 def _refusal(path: Path, err: Exception) -> CheckpointError:
@@ -156,7 +166,7 @@ def _refusal(path: Path, err: Exception) -> CheckpointError:
             "containers. Nothing from it was run. Fix: convert it once, in place (it is read "
             f"without running code): python -m act_hydra.checkpoint convert {path} {path}"
         )
-    detail = (
+    detail = _damage(path) or (
         unpickling_detail(err)
         if isinstance(err, pickle.UnpicklingError)
         else (
@@ -174,6 +184,23 @@ def _refusal(path: Path, err: Exception) -> CheckpointError:
             "Fix: use a checkpoint written by act-hydra, from a source you trust."
         )
     return _unreadable(path, detail)
+
+
+def _damage(path: Path) -> str | None:
+    """What is wrong with a file torch cannot open as a checkpoint, when its first bytes say:
+    empty, a truncated zip archive (torch.save's format), or no torch file at all."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError as err:
+        return f"cannot read it: {err.strerror}"
+    if not head:
+        return "the file is empty"
+    if head.startswith(b"PK") and not zipfile.is_zipfile(path):
+        return "truncated or damaged: the zip archive torch.save writes is incomplete"
+    if not head.startswith((b"PK", b"\x80")):  # a zip archive, or a pickle (protocol >= 2)
+        return f"not a file torch.save wrote: it starts with {head[:8]!r}"
+    return None
 
 
 def imported_globals(path: Path) -> list[str] | None:
@@ -221,63 +248,6 @@ def _raw_pickle_globals(path: Path, max_pickles: int = 8) -> set[str]:
     return found
 
 
-def find_resume_checkpoint(resume: str, run_dir: Path) -> Path | None:
-    """The checkpoint training.resume asks for: None to start fresh."""
-    last = run_dir / "checkpoints" / "last.pt"
-    if resume == "never":
-        if last.exists():
-            raise ConfigError(
-                f"training.resume=never is invalid here: {run_dir} already holds a run "
-                "(checkpoints/last.pt) that starting over would overwrite. Fix: pass "
-                "hydra.run.dir=<a new folder>, or training.resume=auto to continue it."
-            )
-        return None
-    if resume == "auto":
-        return last if last.exists() else None
-    path = Path(resume)
-    if not path.is_file():
-        raise ConfigError(
-            f"training.resume={resume!r} is invalid: no checkpoint file at that path. Fix: pass "
-            "training.resume=auto (continue this run directory), training.resume=never, or the "
-            "path of an existing checkpoints/last.pt."
-        )
-    return path
-
-
-def check_resume_compatible(saved: dict[str, Any], current: dict[str, Any]) -> None:
-    """Refuse to continue a checkpoint under a config that changes its model or data."""
-    changed = [
-        f"{group}.{key}: {saved[group].get(key)!r} -> {value!r}"
-        for group in ("model", "data")
-        for key, value in current[group].items()
-        if key not in RESUMABLE_DATA_CHANGES and saved[group].get(key) != value
-    ]
-    if changed:
-        raise ConfigError(
-            "cannot resume: the checkpoint was trained with a different model or dataset ("
-            + "; ".join(changed)
-            + "). Fix: restore those values, or start fresh with "
-            "training.resume=never in a new run directory (hydra.run.dir=...). Changing "
-            "training.num_steps to train longer is allowed."
-        )
-
-
-def load_resume_checkpoint(
-    resume: str, run_dir: Path, resolved_config: dict[str, Any]
-) -> dict[str, Any] | None:
-    """The checkpoint this run continues (checked against the current config), or None."""
-    path = find_resume_checkpoint(resume, run_dir)
-    if path is None:
-        return None
-    try:
-        saved = load_checkpoint(path)
-    except CheckpointError as err:
-        raise CheckpointError(f"training.resume={resume!r}: {err}") from err
-    check_resume_compatible(saved["config"], resolved_config)
-    saved["path"] = str(path)
-    return saved
-
-
 class Checkpointer:
     """Writes checkpoints/last.pt and best.pt of one run, and turns a failed write into a
     RunIOError that says what is intact.
@@ -291,6 +261,7 @@ class Checkpointer:
         self.dist_info = dist_info
         self.enabled = dist_info.is_main  # the one writer
         self.static = static  # saved in every checkpoint: norm_stats, config, wandb_run_id
+        self.saved_step = 0  # the step last.pt holds: where a rerun resumes
         if self.enabled:
             remove_stale(self.dir)  # temporary files of a run killed while saving
 
@@ -304,6 +275,8 @@ class Checkpointer:
         payload = {"format": CHECKPOINT_FORMAT, **training_state, "rng": rng, **self.static}
         try:
             save_checkpoint(payload, self.dir / name)
+            if name == "last.pt":
+                self.saved_step = int(training_state["step"])
         except (OSError, RuntimeError) as err:  # torch.save reports a failed write as either
             reason = getattr(err, "strerror", None) or str(err).splitlines()[0]
             raise RunIOError(

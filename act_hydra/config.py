@@ -27,6 +27,7 @@ class Choice(str, Enum):
 
 
 class Precision(Choice):
+    auto = "auto"  # per device (act_hydra/fast_path.py): bf16 on CPUs that have it natively
     fp32 = "fp32"
     tf32 = "tf32"  # fp32 storage, TF32 matmuls and convolutions on CUDA
     bf16 = "bf16"  # autocast to bfloat16
@@ -127,6 +128,20 @@ class AlohaSimConfig:
 
 
 @dataclass
+class LeRobotConfig:
+    """A local LeRobot dataset (format v3.0 or v2.1: meta/info.json, parquet, mp4) in
+    data.dataset_dir, converted once into the dataset cache in the episode_*.hdf5 layout
+    (act_hydra/data/lerobot.py). Nothing is downloaded: fetch a Hub dataset beforehand."""
+
+    # Image or video features to convert, e.g. [observation.images.top]; null: all of them.
+    # A camera is named in data.camera_names by the part after `observation.images.`.
+    camera_keys: Optional[List[str]] = None
+    state_key: str = "observation.state"  # the feature written as /observations/qpos
+    action_key: str = "action"  # the feature written as /action
+    episodes: Optional[List[int]] = None  # episode_index values to convert; null: all
+
+
+@dataclass
 class DataConfig:
     """Where the demonstrations come from and how they are split and read. The defaults are
     recorded data (conf/data/aloha_hdf5.yaml); conf/data/synthetic.yaml sets `synthetic`."""
@@ -146,6 +161,9 @@ class DataConfig:
     # Set: an ALOHA MuJoCo task. Its scripted episodes are generated into the dataset cache,
     # or, with dataset_dir set, read from that folder (recorded in the same simulator).
     sim: Optional[AlohaSimConfig] = None
+    # Set: a local LeRobot dataset, converted once into the dataset cache. With data.sim set
+    # too, closed-loop evaluation runs in that simulator.
+    lerobot: Optional[LeRobotConfig] = None
 
 
 @dataclass
@@ -190,7 +208,9 @@ class TrainingConfig:
     val_batches: int = 8  # fixed batches from the validation episodes per evaluation
     save_every: int = 500  # checkpoints/last.pt every N updates (and at the end)
     device: str = "auto"  # auto (cuda, else mps, else cpu) | cpu | cuda | cuda:N | mps
-    precision: Precision = Precision.fp32
+    precision: Precision = Precision.auto
+    # Backbone convolutions in NHWC (channels-last); null: per device (on for CUDA, off on CPU).
+    channels_last: Optional[bool] = None
     compile: bool = False  # torch.compile the model the step calls (pays off on long GPU runs)
     resume: str = "auto"  # auto: continue this run dir | never: refuse a used one | a .pt path
     # Closed-loop success rate in the simulator every N updates (0: off), over this many
@@ -231,10 +251,22 @@ class EvalConfig:
     eval: EvalSettings = field(default_factory=EvalSettings)
 
 
+@dataclass
+class ExportConfig:
+    """`python -m act_hydra.export checkpoint=RUN_DIR out=DIR`: a policy LeRobot loads."""
+
+    checkpoint: Optional[str] = None  # a run directory (uses checkpoints/best.pt) or a .pt file
+    out: Optional[str] = None  # the folder to write (created; its export files are replaced)
+    # [H, W] of the camera images; null: from the checkpoint's data config (the simulator's
+    # size, or the dataset's, when its folder is still there).
+    image_size: Optional[List[int]] = None
+
+
 def register_configs() -> None:
     """Store the schema; conf/train.yaml and conf/eval.yaml list it first in their defaults."""
     ConfigStore.instance().store(name="train_schema", node=TrainConfig)
     ConfigStore.instance().store(name="eval_schema", node=EvalConfig)
+    ConfigStore.instance().store(name="export_schema", node=ExportConfig)
 
 
 register_configs()

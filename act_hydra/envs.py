@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import signal
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any, Protocol
@@ -135,6 +136,8 @@ def _serve(conn: Connection, spec: EnvSpec) -> None:
     """Worker process: one environment, driven by (command, argument) messages. Each answer is
     ("ok", result) or ("error", exception), so the parent raises the worker's own error (a
     ConfigError about OpenGL keeps its message and exit code)."""
+    # Ctrl-C reaches the whole process group: the parent decides when to stop and closes us.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     env = None
     try:
         env = spec.make()

@@ -8,6 +8,8 @@ The exit codes are a contract (README, "Exit codes"; OSMO's exitActions use EXIT
     3   diverged: the loss became non-finite; the last good checkpoint is kept
     4   I/O failure: the file system failed the run; earlier results are intact
     75  preempted (EX_TEMPFAIL, "try again later"): a checkpoint was saved; rerun to resume
+    130 interrupted by Ctrl-C (SIGINT, 128 + 2 as shells report it): a checkpoint was saved
+        where the loop had started; rerun to resume
 
 Messages name the key or file, the value, the rule and a fix (in override syntax).
 """
@@ -20,6 +22,7 @@ EXIT_BAD_INPUT = 2
 EXIT_DIVERGED = 3
 EXIT_IO_ERROR = 4
 EXIT_PREEMPTED = 75
+EXIT_INTERRUPTED = 130
 
 
 class ActHydraError(Exception):
@@ -69,6 +72,12 @@ class Preempted(ActHydraError):
     """SIGTERM: the run saved a checkpoint and stopped; the same command resumes it."""
 
     exit_code = EXIT_PREEMPTED
+
+
+class Interrupted(Preempted):
+    """Ctrl-C (SIGINT): saved and stopped like a preemption, with the shell's exit code."""
+
+    exit_code = EXIT_INTERRUPTED
 
 
 def exit_code_for(err: BaseException) -> int:

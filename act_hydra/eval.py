@@ -9,6 +9,11 @@ task with the image size and look the policy was trained on (act_hydra.envs). Pr
 `eval_results.json` and a few rollouts as videos, and adds the results to the run's W&B run
 when it used logger=wandb. Normalisation stats and image preprocessing come from the
 checkpoint; nothing is recomputed.
+
+Every setting, the checkpoint's path and the output folder are checked before Hydra creates
+anything (EvalPreflight, a Hydra callback listed in conf/eval.yaml): a mistake exits 2 and
+leaves nothing on disk. A run directory whose checkpoints/best.pt is damaged is evaluated from
+checkpoints/last.pt, with a warning naming both.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,49 +29,144 @@ import hydra
 import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from act_hydra import atomic
 from act_hydra.checkpoint import load_checkpoint
 from act_hydra.compose import CONF_DIR
-from act_hydra.config import EvalConfig, LoggerConfig, ModelConfig
+from act_hydra.config import EvalConfig, EvalSettings, LoggerConfig, ModelConfig
 from act_hydra.envs import EnvSpec
-from act_hydra.errors import ActHydraError, ConfigError
+from act_hydra.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_UNEXPECTED,
+    ActHydraError,
+    CheckpointError,
+    ConfigError,
+)
 from act_hydra.model import ACTPolicy
 from act_hydra.rollout import evaluate_policy
+from act_hydra.run_dir import check_writable
+from act_hydra.validate import MAX_SEED, Problems, check_device, check_seed
 
 log = logging.getLogger("act_hydra.eval")
 FPS = {"synthetic": 10, "aloha_sim": 50}  # control rate of each simulator
 
 
-def resolve_checkpoint(checkpoint: str | None) -> Path:
+def check_settings(e: EvalSettings) -> None:
+    """Every broken rule of eval.*, checked before anything is loaded."""
+    problems = Problems()
+    problems.check(
+        e.num_episodes >= 1,
+        "eval.num_episodes",
+        e.num_episodes,
+        "at least one episode is needed",
+        "pass eval.num_episodes=50",
+    )
+    problems.check(
+        e.num_videos >= 0,
+        "eval.num_videos",
+        e.num_videos,
+        "it must be >= 0 (0: no videos)",
+        "pass eval.num_videos=3",
+    )
+    problems.check(
+        e.num_workers >= 0,
+        "eval.num_workers",
+        e.num_workers,
+        "it must be >= 0 (0: the simulator runs in this process)",
+        "pass eval.num_workers=2",
+    )
+    if e.seed_base is not None:
+        check_seed(problems, "eval.seed_base", e.seed_base)
+        last = e.seed_base + max(e.num_episodes, 1) - 1
+        problems.check(
+            e.seed_base > MAX_SEED or last <= MAX_SEED,  # else already reported
+            "eval.seed_base",
+            e.seed_base,
+            f"episode i uses seed eval.seed_base + i, and the last one ({last}) must be "
+            f"<= {MAX_SEED}",
+            "pass eval.seed_base=null (the simulator's evaluation seeds)",
+        )
+    check_device(problems, "eval.device", e.device)
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+
+def checkpoint_candidates(checkpoint: str | None) -> list[Path]:
+    """The checkpoint file, or a run directory's best.pt then last.pt (those that exist)."""
     if not checkpoint:
         raise ConfigError(
             "checkpoint is required but not set. Fix: pass checkpoint=<run dir> "
             "or checkpoint=<run dir>/checkpoints/best.pt."
         )
     path = Path(checkpoint)
-    if path.is_dir():
-        for name in ("best.pt", "last.pt"):
-            if (path / "checkpoints" / name).is_file():
-                return path / "checkpoints" / name
-    elif path.is_file():
-        return path
-    raise ConfigError(
-        f"checkpoint={checkpoint!r} is invalid: it is neither a checkpoint file nor "
-        "a run directory with checkpoints/best.pt or last.pt. Fix: pass "
-        "checkpoint=<the hydra.run.dir of a training run>."
-    )
+    if path.is_file():
+        return [path]
+    found = [path / "checkpoints" / name for name in ("best.pt", "last.pt")]
+    found = [p for p in found if p.is_file()] if path.is_dir() else []
+    if not found:
+        raise ConfigError(
+            f"checkpoint={checkpoint!r} is invalid: it is neither a checkpoint file nor "
+            "a run directory with checkpoints/best.pt or last.pt. Fix: pass "
+            "checkpoint=<the hydra.run.dir of a training run>."
+        )
+    return found
+
+
+def resolve_checkpoint(checkpoint: str | None) -> Path:
+    """The checkpoint file ``checkpoint`` names (a run directory: its best.pt, else last.pt)."""
+    return checkpoint_candidates(checkpoint)[0]
+
+
+@dataclass
+class Loaded:
+    """A checked checkpoint, ready to evaluate: its policy (on the CPU), its resolved config,
+    the checkpoint itself, the file and the simulator it was trained for."""
+
+    policy: ACTPolicy
+    config: dict[str, Any]
+    saved: dict
+    path: Path
+    spec: EnvSpec
+    warning: str | None = None  # the fallback to last.pt, logged once logging is set up
+
+
+def prepare(cfg: EvalConfig) -> Loaded:
+    """Check the settings, then load the policy ``checkpoint`` names and check that it has a
+    simulator. A run directory whose best.pt is damaged falls back to its last.pt (both hold
+    the same run)."""
+    check_settings(cfg.eval)
+    first, *fallback = checkpoint_candidates(cfg.checkpoint)
+    cpu = torch.device("cpu")
+    path, warning = first, None
+    try:
+        policy, config, saved = load_policy(path, cpu)
+    except CheckpointError as err:
+        if not fallback:
+            raise
+        path, warning = fallback[0], f"{first} is unusable, so {fallback[0]} is evaluated: {err}"
+        policy, config, saved = load_policy(path, cpu)
+    spec = EnvSpec.from_data_config(config["data"])  # refuses recorded data: no simulator
+    return Loaded(policy, config, saved, path, spec, warning)
 
 
 def load_policy(path: Path, device: torch.device) -> tuple[ACTPolicy, dict[str, Any], dict]:
     """The trained policy, its checkpoint's resolved config and the checkpoint itself."""
     saved = load_checkpoint(path)
     config = saved["config"]
-    model_cfg = ModelConfig(**{**config["model"], "pretrained_backbone": False})
-    stats = saved["norm_stats"]
-    policy = ACTPolicy(model_cfg, len(stats["state_mean"]), len(stats["action_mean"]), stats)
-    policy.load_state_dict(saved["model"])
+    try:
+        model_cfg = ModelConfig(**{**config["model"], "pretrained_backbone": False})
+        stats = saved["norm_stats"]
+        policy = ACTPolicy(model_cfg, len(stats["state_mean"]), len(stats["action_mean"]), stats)
+        policy.load_state_dict(saved["model"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        reason = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
+        raise CheckpointError(
+            f"{path} does not hold a model this version of act-hydra builds ({reason}). Fix: "
+            "evaluate it with the act-hydra version that trained it, or point at another "
+            "checkpoint."
+        ) from err
     return policy.to(device).eval(), config, saved
 
 
@@ -101,22 +202,19 @@ def log_to_wandb(config: dict[str, Any], saved: dict, run_dir: Path, results: di
         )
 
 
-def run_eval(cfg: EvalConfig, out_dir: Path) -> dict:
+def run_eval(cfg: EvalConfig, out_dir: Path, loaded: Loaded | None = None) -> dict:
+    """Evaluate ``loaded`` (default: prepare(cfg)) and write the results into ``out_dir``."""
     e = cfg.eval
+    loaded = loaded or prepare(cfg)
+    if loaded.warning:
+        log.warning("%s", loaded.warning)
     device = torch.device(
         e.device if e.device != "auto" else "cuda" if torch.cuda.is_available() else "cpu"
     )
-    if e.num_episodes < 1:
-        raise ConfigError(
-            f"eval.num_episodes={e.num_episodes} is invalid: it must be >= 1."
-            " Fix: pass eval.num_episodes=50."
-        )
-    path = resolve_checkpoint(cfg.checkpoint)
-    policy, config, saved = load_policy(path, device)
-    spec = EnvSpec.from_data_config(config["data"])  # refuses recorded data: no simulator
+    spec = loaded.spec
     started = time.perf_counter()
     result = evaluate_policy(
-        policy,
+        loaded.policy.to(device),
         spec,
         e.num_episodes,
         device,
@@ -136,7 +234,7 @@ def run_eval(cfg: EvalConfig, out_dir: Path) -> dict:
         videos.append(write_video(frames, out_dir / name, fps=FPS[spec.kind]).name)
     results = {
         **result.summary(),
-        "checkpoint": str(path),
+        "checkpoint": str(loaded.path),
         "environment": spec.kind,
         **spec.settings,
         "temporal_ensemble": e.temporal_ensemble,
@@ -149,7 +247,7 @@ def run_eval(cfg: EvalConfig, out_dir: Path) -> dict:
     }
     atomic.write_json(out_dir / "eval_results.json", results)
     if e.log_to_wandb:
-        log_to_wandb(config, saved, run_dir_of(path), results)
+        log_to_wandb(loaded.config, loaded.saved, run_dir_of(loaded.path), results)
     return results
 
 
@@ -159,12 +257,32 @@ def run_dir_of(checkpoint: Path) -> Path:
     )
 
 
+class EvalPreflight(Callback):
+    """``hydra.callbacks.preflight`` in conf/eval.yaml: the settings, the checkpoint's path and
+    the output folder are checked after composition and before Hydra creates the output folder
+    (which is named after the checkpoint): a mistyped path leaves nothing on disk."""
+
+    ran = False  # composition succeeded: a later exit 1 is not Hydra's composition error
+    loaded: Loaded | None = None  # handed to the task function, which runs next
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        EvalPreflight.ran = True
+        try:
+            settings = OmegaConf.to_object(config.eval)
+            EvalPreflight.loaded = prepare(EvalConfig(config.checkpoint, settings))
+            check_writable(Path(str(config.hydra.run.dir)))
+        except ActHydraError as err:
+            # Logging is not set up yet (Hydra does it next, in the output folder): stderr.
+            print(f"act-eval: {err} (exit code {err.exit_code})", file=sys.stderr)
+            sys.exit(err.exit_code)
+
+
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="eval")
-def main(dcfg: DictConfig) -> float:
+def run(dcfg: DictConfig) -> float:
     cfg: EvalConfig = OmegaConf.to_object(dcfg)
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
-        results = run_eval(cfg, out_dir)
+        results = run_eval(cfg, out_dir, EvalPreflight.loaded)
     except ActHydraError as err:
         log.error("%s (exit code %d)", err, err.exit_code)
         sys.exit(err.exit_code)
@@ -175,6 +293,17 @@ def main(dcfg: DictConfig) -> float:
     print(f"mean_return: {results['mean_return']:.3f}")
     log.info("wrote %s", out_dir / "eval_results.json")
     return results["success_rate"]
+
+
+def main() -> None:
+    """act-eval. Hydra exits 1 for its own errors (a wrong type, an unknown key): those are bad
+    input, so they exit 2 like every rule EvalPreflight checks."""
+    try:
+        run()
+    except SystemExit as exit_:
+        if exit_.code == EXIT_UNEXPECTED and not EvalPreflight.ran:
+            sys.exit(EXIT_BAD_INPUT)
+        raise
 
 
 if __name__ == "__main__":

@@ -19,7 +19,8 @@ step, save last.pt and exit 75) would look like a crash to a scheduler that resc
   this node (rank 0 runs on another node, or the run stopped before training began) it exits 75
   if the launcher itself was sent SIGTERM, else torchrun's code.
 
-Exit code 2: the launcher's own arguments are wrong (nothing was started).
+Exit code 2: the launcher's own arguments are wrong, or the training overrides do not compose
+(nothing was started).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from act_hydra.errors import EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_PREEMPTED
+from act_hydra.errors import EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_PREEMPTED, ActHydraError
 
 SHUTDOWN_TIMEOUT_S = "300"
 USAGE = (
@@ -71,18 +72,20 @@ def split_args(argv: list[str]) -> tuple[list[str], list[str]]:
 
 def run_dir_override(overrides: list[str]) -> tuple[Path, list[str]]:
     """The run directory and the overrides that fix it (``hydra.run.dir`` added when absent:
-    the default ``outputs/<date>/<time>`` is resolved here, once, for every rank)."""
+    the default ``outputs/<date>/<time>`` is resolved here, once, for every rank). The
+    overrides are composed here first: a mistake is reported once (ConfigError, exit code 2)
+    rather than by every rank as a crash."""
+    from act_hydra.compose import COMPOSITION_ERRORS, compose_train_config, composition_error
+
+    cfg = compose_train_config(overrides, return_hydra_config=True)
+    try:
+        run_dir = str(cfg.hydra.run.dir)
+    except COMPOSITION_ERRORS as err:  # hydra.run.dir's interpolations
+        raise composition_error(err) from err
     for arg in overrides:
         key, sep, value = arg.lstrip("+").partition("=")
         if sep and key == "hydra.run.dir":
             return Path(value.strip("'\"")), overrides
-    from act_hydra.compose import compose_train_config
-
-    try:
-        cfg = compose_train_config(overrides, return_hydra_config=True)
-        run_dir = str(cfg.hydra.run.dir)
-    except Exception as err:  # a bad override: say so now rather than from every rank
-        raise UsageError(f"the training overrides do not compose: {err}") from err
     return Path(run_dir), [*overrides, f"hydra.run.dir={run_dir}"]
 
 
@@ -133,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as err:
         print(f"error: {err}.\n{USAGE}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except ActHydraError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
 
     summary_path = run_dir / "summary.json"
     before = _stamp(summary_path)

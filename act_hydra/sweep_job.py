@@ -23,6 +23,7 @@ from omegaconf import DictConfig, read_write
 
 from act_hydra import atomic
 from act_hydra.errors import ActHydraError, Preempted
+from act_hydra.run_dir import write_hydra_files
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +80,10 @@ def hold_free_gpu(sweep_dir: Path, job_num: int, n_gpus: int) -> Iterator[int]:
     yield job_num % n_gpus
 
 
-def record_failure(run_dir: Path, err: BaseException) -> None:
-    """A failed sweep job leaves a summary that says why, for the sweep summary table."""
+def record_failure(run_dir: Path, err: BaseException, task_config: DictConfig) -> None:
+    """A failed job (or a run that hit a bug) leaves a summary that says why, and the config
+    it ran with, for the sweep summary table and whoever debugs it."""
+    write_hydra_files(run_dir, task_config, only_if_missing=True)
     path = run_dir / "summary.json"
     summary = json.loads(path.read_text()) if path.exists() else {"status": "failed"}
     summary["error"] = f"{type(err).__name__}: {err}"
@@ -121,11 +124,11 @@ def run_sweep_job(
         (log.warning if isinstance(err, Preempted) else log.error)(
             "%s (exit code %d)", err, err.exit_code
         )
-        record_failure(job.run_dir, err)
+        record_failure(job.run_dir, err, dcfg)
         return None
     except Exception as err:
         log.exception("job %d failed", job.job_num)  # Hydra 1.3 logs no traceback
-        record_failure(job.run_dir, err)
+        record_failure(job.run_dir, err, dcfg)
         return None
     finally:
         # The worker runs the next job next: free this one's memory (and DataLoader workers)

@@ -29,7 +29,9 @@ without this the sweep would exit 0.
 ``act-sweep-summary DIR`` (``python -m act_hydra.sweep_summary_cli DIR``) rebuilds it later,
 also from downloaded OSMO outputs: ``--rank-by``, ``--expected-jobs N`` (jobs 0..N-1 without a
 run dir are listed as missing), ``--out``, ``--no-plot``, ``--strict`` (exit 1 when a job did
-not complete). Exit status 2: DIR is not a folder or holds no run directory.
+not complete). Exit status 2: DIR is not a folder or holds no run directory, or --out is not a
+usable folder (nothing is written); 4: writing a summary file failed (each file is whole or
+absent).
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ import yaml
 from hydra.experimental.callback import Callback
 
 from act_hydra import atomic
+from act_hydra.errors import EXIT_UNEXPECTED, ActHydraError, BadInputError, RunIOError
 from act_hydra.tracking import read_metrics
 
 log = logging.getLogger(__name__)
@@ -70,6 +73,18 @@ RANK_METRIC = {
 }
 SUCCESS_KEY = "eval/success_rate"
 ERROR_WIDTH = 160  # characters of an error message in the Markdown/printed table
+
+JSON_TYPES = {
+    list: "an array",
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "a boolean",
+}
+SWEEP_DIR_FIX = (
+    "Fix: pass the sweep folder (hydra.sweep.dir of a --multirun, or the downloaded outputs "
+    "of an OSMO sweep)"
+)
 
 # run-NNN (OSMO task names) or NNN (Hydra's default hydra.sweep.subdir)
 _JOB_DIR_NAME = re.compile(r"^(?:run[-_])?(\d+)$")
@@ -195,10 +210,7 @@ def read_job(run_dir: Path) -> JobRow:
     summary_path = run_dir / "summary.json"
     summary: dict[str, Any] = {}
     if summary_path.is_file():
-        try:
-            summary = json.loads(summary_path.read_text())
-        except (OSError, ValueError) as err:
-            row.error = f"summary.json is unreadable ({err})"
+        summary, row.error = read_summary_json(summary_path)
     if summary:
         row.status = str(summary.get("status") or MISSING)
         row.best_val_loss = _finite(summary.get("best_val_loss"))
@@ -230,11 +242,31 @@ def read_job(run_dir: Path) -> JobRow:
     return row
 
 
+def read_summary_json(path: Path) -> tuple[dict[str, Any], str | None]:
+    """(the job's summary.json object, None) or ({}, why it cannot be used)."""
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        return {}, f"{path} is unreadable ({err})"
+    if not isinstance(summary, dict):
+        found = JSON_TYPES.get(type(summary), "null")
+        return {}, f"{path} holds {found}, not a JSON object: act-hydra did not write it"
+    return summary, None
+
+
 def collect_rows(root: Path, expected_jobs: int | None = None) -> list[JobRow]:
     """One row per run directory under ``root``, sorted by job number; numbered jobs absent
-    from ``0 .. max(found, expected_jobs - 1)`` get a ``missing`` row."""
+    from ``0 .. max(found, expected_jobs - 1)`` get a ``missing`` row. BadInputError when
+    ``root`` holds no run directory at all."""
     root = Path(root)
-    rows = [read_job(d) for d in find_run_dirs(root)]
+    run_dirs = find_run_dirs(root)
+    if not run_dirs:
+        raise BadInputError(
+            f"no run directory under {root} (a folder holding .hydra/overrides.yaml or "
+            "summary.json): the sweep ran no job, or this is not a sweep folder; nothing was "
+            f"written. {SWEEP_DIR_FIX}, or overrides that give at least one job."
+        )
+    rows = [read_job(d) for d in run_dirs]
     numbers = {r.job for r in rows if r.job is not None}
     last = max([*numbers, (expected_jobs or 0) - 1], default=-1)
     for num in range(last + 1):
@@ -421,8 +453,8 @@ def render_csv(summary: SweepSummary) -> str:
     return out.getvalue()
 
 
-def plot_val_loss(summary: SweepSummary, path: Path) -> None:
-    """Every job's validation-loss curve; the winner is drawn thicker."""
+def plot_val_loss(summary: SweepSummary) -> bytes:
+    """Every job's validation-loss curve as a PNG; the winner is drawn thicker."""
     # The object API draws without pyplot's global state or a display backend.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -465,7 +497,9 @@ def plot_val_loss(summary: SweepSummary, path: Path) -> None:
     ax.set_ylabel("val/loss")
     ax.set_title(f"validation loss, {len(curves)} of {len(summary.rows)} jobs", fontsize="medium")
     ax.grid(True, which="both", alpha=0.3)
-    fig.savefig(path, dpi=110)
+    image = io.BytesIO()
+    fig.savefig(image, format="png", dpi=110)
+    return image.getvalue()
 
 
 # ----------------------------------------------------------------------------- entry points
@@ -479,28 +513,40 @@ def summarize_sweep(
     plot: bool = True,
 ) -> SweepSummary:
     """Collect the rows under ``root`` and write the CSV, the Markdown table and the plot into
-    ``out_dir`` (default ``root``). A plot that cannot be drawn is logged, never fatal."""
+    ``out_dir`` (default ``root``; created if its parent exists). Everything is rendered before
+    anything is written. A plot that cannot be drawn is logged, never fatal. BadInputError
+    when ``root`` is no sweep folder, RunIOError when a file cannot be written."""
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(
-            f"{root} is not a folder: pass the sweep folder (hydra.sweep.dir "
-            "of a --multirun, or the downloaded outputs of an OSMO sweep)."
-        )
+        raise BadInputError(f"{root} is not a folder. {SWEEP_DIR_FIX}.")
     rows = collect_rows(root, expected_jobs)
     summary = SweepSummary(root=root, rows=rows, rank_by=rank_by)
     pick_winner(rows, rank_by)
     out = Path(out_dir) if out_dir is not None else root
-    out.mkdir(parents=True, exist_ok=True)
-    atomic.write_text(out / CSV_NAME, render_csv(summary))
-    atomic.write_text(out / MD_NAME, render_markdown(summary))
-    summary.files = [out / CSV_NAME, out / MD_NAME]
+    files = {CSV_NAME: render_csv(summary).encode(), MD_NAME: render_markdown(summary).encode()}
     if plot:
         try:
-            plot_val_loss(summary, out / PNG_NAME)
-            summary.files.append(out / PNG_NAME)
+            files[PNG_NAME] = plot_val_loss(summary)
         except Exception as err:  # a plotting problem must not hide the table
             log.warning("could not draw %s: %s: %s", out / PNG_NAME, type(err).__name__, err)
+    write_files(out, files, root)
+    summary.files = [out / name for name in files]
     return summary
+
+
+def write_files(out: Path, files: dict[str, bytes], root: Path) -> None:
+    """Each file replaced whole (act_hydra.atomic); a failure says which and what is intact."""
+    try:
+        out.mkdir(exist_ok=True)
+        for name, data in files.items():
+            with atomic.atomic_file(out / name) as f:
+                f.write(data)
+    except OSError as err:
+        raise RunIOError(
+            f"could not write the sweep summary into {out} ({err.strerror or err}); the run "
+            "directories are intact and each summary file is whole or absent. Fix: free disk "
+            f"space, or write it elsewhere: act-sweep-summary {root} --out <a writable folder>."
+        ) from err
 
 
 def failure_message(summary: SweepSummary) -> str:
@@ -518,14 +564,15 @@ def failure_message(summary: SweepSummary) -> str:
 
 
 class SweepFailed(SystemExit):
-    """Ends a multirun with exit status 1 after its summary is written.
+    """Ends a multirun with exit status 1 after its summary is written (``code`` 2: the sweep
+    ran no job; 4: the summary could not be written).
 
     A SystemExit on purpose: Hydra 1.3 turns an ``Exception`` raised by a callback into a
     warning (``hydra._internal.callbacks.Callbacks._notify``), which would let the sweep exit 0.
     """
 
-    def __init__(self, message: str, failed: Sequence[JobRow] = ()):
-        super().__init__(1)
+    def __init__(self, message: str, failed: Sequence[JobRow] = (), code: int = EXIT_UNEXPECTED):
+        super().__init__(code)
         self.message = message
         self.failed = list(failed)
 
@@ -555,11 +602,14 @@ class SweepSummaryCallback(Callback):
         sweep_dir = Path(str(config.hydra.sweep.dir))
         try:
             summary = summarize_sweep(sweep_dir, rank_by=self.rank_by, plot=self.plot)
+        except ActHydraError as err:  # no job ran, or the files could not be written
+            print(f"error: {err}", file=sys.stderr, flush=True)
+            raise SweepFailed(str(err), code=err.exit_code) from err
         except Exception as err:
             # Without a summary we cannot say whether the jobs completed: fail loudly.
             message = (
                 f"could not build the sweep summary of {sweep_dir} "
-                f"({type(err).__name__}: {err}). Rebuild it with: python "
+                f"({type(err).__name__}: {err}). Rebuild it with: "
                 f"act-sweep-summary {sweep_dir}"
             )
             log.exception("sweep summary failed")

@@ -4,9 +4,11 @@
     act-sweep-summary ~/osmo-downloads/act-hydra-sweep-3 --expected-jobs 12
     python -m act_hydra.sweep_summary_cli DIR --rank-by success_rate --out reports/
 
-Writes sweep_summary.csv, sweep_summary.md and sweep_val_loss.png into DIR (or --out) and prints
-the table (act_hydra.sweep_summary). Exit status: 0 written; 1 with --strict when a job did not
-complete; 2 DIR is not a folder or holds no run directory.
+Writes sweep_summary.csv, sweep_summary.md and sweep_val_loss.png into DIR (or --out: an
+existing folder, or a new one in an existing folder) and prints the table
+(act_hydra.sweep_summary). Exit status: 0 written; 1 with --strict when a job did not complete;
+2 bad input, nothing written: DIR is not a folder or holds no run directory, --out is a file, a
+read-only folder or in a missing folder; 4 writing failed (each file is whole or absent).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from act_hydra.cli_args import check_output_dir, non_negative_int
+from act_hydra.errors import ActHydraError
 from act_hydra.sweep_summary import RANK_BY, failure_message, summarize_sweep
 
 
@@ -30,7 +34,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "or downloaded OSMO task outputs); searched recursively",
     )
     parser.add_argument(
-        "--out", type=Path, default=None, help="where to write the summary files (default: DIR)"
+        "-o",
+        "--out",
+        type=Path,
+        default=None,
+        help="folder for the summary files (default: DIR); created if its parent exists",
     )
     parser.add_argument(
         "--rank-by",
@@ -42,7 +50,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--expected-jobs",
-        type=int,
+        type=non_negative_int,
         default=None,
         metavar="N",
         help="the sweep had N jobs: any of 0..N-1 without a run dir is "
@@ -55,27 +63,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if not args.dir.is_dir():
-        print(
-            f"error: {args.dir} is not a folder. Pass the sweep folder (hydra.sweep.dir of a "
-            "--multirun, or the downloaded outputs of an OSMO sweep).",
-            file=sys.stderr,
+    try:
+        if args.out is not None:
+            check_output_dir(args.out, "--out")
+        summary = summarize_sweep(
+            args.dir,
+            out_dir=args.out,
+            rank_by=args.rank_by,
+            expected_jobs=args.expected_jobs,
+            plot=not args.no_plot,
         )
-        return 2
-    summary = summarize_sweep(
-        args.dir,
-        out_dir=args.out,
-        rank_by=args.rank_by,
-        expected_jobs=args.expected_jobs,
-        plot=not args.no_plot,
-    )
-    if not summary.rows:
-        print(
-            f"error: no run directory under {args.dir} (a folder holding "
-            ".hydra/overrides.yaml or summary.json).",
-            file=sys.stderr,
-        )
-        return 2
+    except ActHydraError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
     print(summary.markdown())
     print("written: " + ", ".join(str(p) for p in summary.files))
     if summary.not_completed:

@@ -19,7 +19,6 @@ import sys
 import time
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import hydra
@@ -27,9 +26,9 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from act_hydra import run_dir as run_folder
 from act_hydra.checkpoint import (
     Checkpointer,
-    load_resume_checkpoint,
     norm_stats_to_tensors,
     restore_rng_state,
     rng_state_for_rank,
@@ -55,29 +54,49 @@ from act_hydra.distributed import (
     shared_run_dir,
 )
 from act_hydra.envs import EnvSpec
-from act_hydra.errors import ActHydraError, ConfigError, Preempted, RunIOError
+from act_hydra.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_INTERRUPTED,
+    EXIT_UNEXPECTED,
+    ActHydraError,
+    ConfigError,
+    Preempted,
+    RunIOError,
+)
 from act_hydra.model import ACTPolicy, count_trainable_parameters
+from act_hydra.resume import AlreadyComplete, load_resume_checkpoint
 from act_hydra.rollout import evaluate_policy
 from act_hydra.run_record import RunRecord, StopSignal
-from act_hydra.sweep_job import JobContext, job_context, run_sweep_job
+from act_hydra.sweep_job import JobContext, job_context, record_failure, run_sweep_job
 from act_hydra.tracking import Tracker
 from act_hydra.train_state import TrainState, autocast_context, build_train_loader
-from act_hydra.validate import validate_config
+from act_hydra.validate import check_known_keys, validate_config
 
 log = logging.getLogger("act_hydra.train")
 
 
-def train(cfg: TrainConfig, job: JobContext, resolved_config: dict[str, Any]) -> dict[str, Any]:
+def train(
+    cfg: TrainConfig,
+    job: JobContext,
+    resolved_config: dict[str, Any],
+    task_config: DictConfig | None = None,
+) -> dict[str, Any]:
     """Train one run; return its summary. Raises an ActHydraError the CLI maps to its exit
-    code (bad input before anything is written; divergence, I/O or preemption later)."""
+    code (bad input before anything is written; divergence, I/O or preemption later).
+    ``task_config`` (the unresolved config) is recorded in .hydra/ once the checks pass."""
     t = cfg.training
     # --- fail fast: everything checkable before a side effect -----------------------------
     validate_config(cfg)
     dist_info = init_distributed()
     run_dir = shared_run_dir(job.run_dir, dist_info)
-    check_run_dir_writable(run_dir)
-    saved = load_resume_checkpoint(t.resume, run_dir, resolved_config)
+    run_folder.check_writable(run_dir)
+    try:
+        saved = load_resume_checkpoint(t.resume, run_dir, resolved_config)
+    except AlreadyComplete as done:
+        return already_complete(done.saved)
     check_external_ready(cfg)
+    if task_config is not None and dist_info.is_main:
+        run_folder.write_hydra_files(run_dir, task_config)
 
     # --- device and data ------------------------------------------------------------------
     device = setup_device(cfg, dist_info, job)
@@ -98,6 +117,7 @@ def train(cfg: TrainConfig, job: JobContext, resolved_config: dict[str, Any]) ->
     policy = ACTPolicy(cfg.model, data.info.state_dim, data.info.action_dim, data.norm_stats)
     log.info("trainable parameters: %d", count_trainable_parameters(policy))
     state = TrainState.build(cfg, policy, device, distributed=dist_info.enabled)
+    log.info("%s", state.fast.describe())
     if saved:
         state.load_state_dict(saved, cfg)
         rng = rng_state_for_rank(saved["rng"], dist_info.rank, dist_info.world_size)
@@ -123,7 +143,15 @@ def train(cfg: TrainConfig, job: JobContext, resolved_config: dict[str, Any]) ->
         config=resolved_config,
         wandb_run_id=tracker.wandb_run_id,
     )
-    record = RunRecord(run_dir, t.num_steps, state, write=dist_info.is_main)
+    checkpointer.saved_step = start_step
+    record = RunRecord(
+        run_dir,
+        t.num_steps,
+        state,
+        checkpointer,
+        write=dist_info.is_main,
+        details={"fast_path": state.fast.as_dict()},
+    )
     record.on_close(partial(tracker.finish, checkpoints=checkpointer.paths()))
     batches, throughput = iter(loader), Throughput(t.batch_size)
     env_spec = EnvSpec.from_data_config(resolved_config["data"]) if t.eval_rollouts_every else None
@@ -160,7 +188,12 @@ def train(cfg: TrainConfig, job: JobContext, resolved_config: dict[str, Any]) ->
             if due.val:
                 state.raise_if_diverged()
                 val = validation_losses(
-                    policy, data.val_batches, t.kl_weight, t.precision, cfg.data.split_seed, device
+                    policy,
+                    data.val_batches,
+                    t.kl_weight,
+                    state.fast.precision,
+                    cfg.data.split_seed,
+                    device,
                 )
                 tracker.log({"step": step, **val})
                 log.info("step %d  val/loss %.4f", step, val["val/loss"])
@@ -182,7 +215,7 @@ def train(cfg: TrainConfig, job: JobContext, resolved_config: dict[str, Any]) ->
                 checkpointer.save("last.pt", state.state_dict())
             progress.update(1)
             if stopping and not due.last:
-                raise Preempted(f"SIGTERM received: checkpoint saved at step {step + 1}")
+                raise stop.error(step + 1)
     return {
         "best_val_loss": state.best_val_loss if state.best_val_step is not None else None,
         "best_val_step": state.best_val_step,
@@ -192,17 +225,19 @@ def train(cfg: TrainConfig, job: JobContext, resolved_config: dict[str, Any]) ->
 # ----------------------------------------------------------------------------- the steps above
 
 
-def check_run_dir_writable(run_dir: Path) -> None:
-    probe = run_dir / f".write_probe-{os.getpid()}"
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as err:
-        raise ConfigError(
-            f"hydra.run.dir={str(run_dir)!r} is invalid: the run directory must be writable "
-            f"({err.strerror}). Fix: pass hydra.run.dir=<a writable folder>."
-        ) from err
+def already_complete(saved: dict[str, Any]) -> dict[str, Any]:
+    """A rerun of a finished run: say so, change nothing, report the saved result."""
+    log.info(
+        "nothing to do: %s has already done all %d updates (no file changed). To train "
+        "longer, pass a larger training.num_steps.",
+        saved["path"],
+        saved["step"],
+    )
+    found = saved.get("best_val_step") is not None
+    return {
+        "best_val_loss": saved["best_val_loss"] if found else None,
+        "best_val_step": saved.get("best_val_step"),
+    }
 
 
 def check_external_ready(cfg: TrainConfig) -> None:
@@ -406,7 +441,8 @@ def validation_losses(
 
 
 def execute(dcfg: DictConfig, job: JobContext) -> dict[str, Any]:
-    """Check that every required key is set, then train."""
+    """Check that every key is known and every required key set, then train."""
+    check_known_keys(dcfg)
     missing = sorted(OmegaConf.missing_keys(dcfg))
     if missing:
         raise ConfigError(
@@ -420,7 +456,7 @@ def execute(dcfg: DictConfig, job: JobContext) -> dict[str, Any]:
     resolved = OmegaConf.to_container(dcfg, resolve=True, enum_to_str=True)
     cfg: TrainConfig = OmegaConf.to_object(dcfg)  # type: ignore[assignment]
     try:
-        return train(cfg, job, resolved)  # type: ignore[arg-type]
+        return train(cfg, job, resolved, task_config=dcfg)  # type: ignore[arg-type]
     finally:
         cleanup()
 
@@ -440,13 +476,31 @@ def main(dcfg: DictConfig) -> float | None:
                 "%s (exit code %d)", err, err.exit_code
             )
             sys.exit(err.exit_code)
+        except KeyboardInterrupt:  # Ctrl-C before the loop (which saves and exits itself)
+            log.warning("interrupted (Ctrl-C) before training started (exit code 130)")
+            sys.exit(EXIT_INTERRUPTED)
+        except Exception as err:  # a bug: its traceback goes to train.log, not only stderr
+            log.exception("unexpected error (exit code %d)", EXIT_UNEXPECTED)
+            record_failure(job.run_dir, err, dcfg)
+            sys.exit(EXIT_UNEXPECTED)
     # The value a sweeper would minimise.
     return summary["best_val_loss"] if summary else None
+
+
+def cli() -> None:
+    """act-train. Hydra exits 1 for its own errors (a wrong type, an unknown key or option):
+    those are bad input, so they exit 2 like every other rule the config breaks."""
+    try:
+        main()
+    except SystemExit as exit_:
+        if exit_.code == EXIT_UNEXPECTED and not run_folder.composed:
+            sys.exit(EXIT_BAD_INPUT)
+        raise
 
 
 if __name__ == "__main__":
     # Call main through the importable module, not __main__: joblib's worker processes must
     # be able to pickle the task function by reference (`act_hydra.train.main`).
-    from act_hydra.train import main as importable_main
+    from act_hydra.train import cli as importable_cli
 
-    importable_main()
+    importable_cli()

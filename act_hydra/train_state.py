@@ -1,14 +1,15 @@
 """Everything a training run updates, in one object that saves and restores itself.
 
-``TrainState.build`` sets up the module the step calls (channels-last on CUDA, DDP across
-ranks, torch.compile on request), AdamW with the original's two parameter groups, the LR
-schedule and the gradient scaler. Training and the benchmark both build their fast path here,
-so the benchmark measures exactly what training runs.
+``TrainState.build`` sets up the module the step calls (the device's fast path from
+``act_hydra.fast_path``: precision, channels-last, torch.compile; DDP across ranks), AdamW with
+the original's two parameter groups, the LR schedule and the gradient scaler. Training and the
+benchmark both build their fast path here, so the benchmark measures exactly what training runs.
 """
 
 from __future__ import annotations
 
 import math
+import signal
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,7 @@ from torch.utils.data import DataLoader
 from act_hydra.config import Precision, TrainConfig, TrainingConfig
 from act_hydra.data import EpisodeDataset, StepBatchSampler
 from act_hydra.errors import Diverged
+from act_hydra.fast_path import FastPath, resolve_fast_path
 from act_hydra.model import ACTPolicy
 from act_hydra.schedule import build_scheduler, restore_scheduler
 
@@ -44,6 +46,10 @@ def build_optimizer(policy: nn.Module, t: TrainingConfig, fused: bool) -> torch.
     )
 
 
+def ignore_sigint(worker_id: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def build_train_loader(
     dataset: EpisodeDataset,
     t: TrainingConfig,
@@ -62,6 +68,9 @@ def build_train_loader(
         pin_memory=device.type == "cuda",
         persistent_workers=num_workers > 0,
         prefetch_factor=4 if num_workers > 0 else None,
+        # Ctrl-C reaches the whole process group; the main process saves and stops, so the
+        # workers must not die under it mid-batch.
+        worker_init_fn=ignore_sigint if num_workers > 0 else None,
         # Its own generator: creating the iterator must not consume the global RNG that
         # dropout and the CVAE sampling use, or a resumed run would drift from the original.
         generator=torch.Generator().manual_seed(t.seed),
@@ -79,6 +88,7 @@ class TrainState:
     scaler: torch.amp.GradScaler
     training: TrainingConfig
     device: torch.device
+    fast: FastPath  # the resolved precision, memory format and compile flag
     step: int = 0  # index of the next optimizer update
     best_val_loss: float = math.inf
     best_val_step: int | None = None
@@ -91,26 +101,28 @@ class TrainState:
         cls, cfg: TrainConfig, policy: ACTPolicy, device: torch.device, distributed: bool = False
     ) -> TrainState:
         t = cfg.training
+        fast = resolve_fast_path(t, device)
         policy = policy.to(device)
         trainer: nn.Module = policy
-        if device.type == "cuda":
+        if fast.channels_last:
             # cuDNN convolutions run fastest on NHWC tensors (the backbone is most of the FLOPs).
             policy.to(memory_format=torch.channels_last)
         if distributed:  # DDP averages gradients across ranks
             trainer = nn.parallel.DistributedDataParallel(
                 policy, device_ids=[device.index] if device.type == "cuda" else None
             )
-        if t.compile:
+        if fast.compile:
             trainer = torch.compile(trainer)  # type: ignore[assignment]
-        optimizer = build_optimizer(policy, t, fused=device.type == "cuda")
+        optimizer = build_optimizer(policy, t, fused=fast.fused_adamw)
         return cls(
             policy=policy,
             trainer=trainer,
             optimizer=optimizer,
             scheduler=build_scheduler(optimizer, cfg.scheduler, t.lr, t.num_steps),
-            scaler=torch.amp.GradScaler(device.type, enabled=t.precision == "fp16"),
+            scaler=torch.amp.GradScaler(device.type, enabled=fast.precision == Precision.fp16),
             training=t,
             device=device,
+            fast=fast,
             first_bad_step=torch.tensor(-1, device=device),
         )
 
@@ -119,7 +131,7 @@ class TrainState:
         """Which parts of the fast path are on."""
         return {
             "fused_adamw": bool(self.optimizer.defaults.get("fused")),
-            "channels_last": self.device.type == "cuda",
+            "channels_last": self.fast.channels_last,
             "compiled": self.trainer is not self.policy
             and not isinstance(self.trainer, nn.parallel.DistributedDataParallel),
         }
@@ -140,7 +152,7 @@ class TrainState:
         building a device tensor from the step would be a blocking copy every step).
         """
         t = self.training
-        with autocast_context(t.precision, self.device):
+        with autocast_context(self.fast.precision, self.device):
             loss, parts = self.trainer(batch, t.kl_weight)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()

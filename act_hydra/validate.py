@@ -7,6 +7,12 @@ override syntax, and all problems are reported at once.
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
+import math
+
+from omegaconf import DictConfig, OmegaConf
+
 from act_hydra.config import (
     AlohaSimConfig,
     DataConfig,
@@ -24,6 +30,7 @@ from act_hydra.errors import ConfigError
 DEVICES = ("auto", "cpu", "cuda", "mps")
 MIN_IMAGE_SIDE = 32  # ResNet's total stride: smaller images leave no feature map
 MAX_SIM_IMAGE_SIDE = 2048
+MAX_SEED = 2**32 - 1
 
 
 def _problem(key: str, value, rule: str, fix: str) -> str:
@@ -50,20 +57,24 @@ def collect_problems(cfg: TrainConfig) -> list[str]:
 
 def check_training(problems: Problems, t: TrainingConfig, d: DataConfig) -> None:
     problems.check(
-        t.lr > 0, "training.lr", t.lr, "the learning rate must be > 0", "pass training.lr=1e-5"
+        math.isfinite(t.lr) and t.lr > 0,
+        "training.lr",
+        t.lr,
+        "the learning rate must be a finite number > 0",
+        "pass training.lr=1e-5",
     )
     problems.check(
-        t.lr_backbone >= 0,
+        math.isfinite(t.lr_backbone) and t.lr_backbone >= 0,
         "training.lr_backbone",
         t.lr_backbone,
-        "the backbone learning rate must be >= 0 (0 freezes the backbone)",
+        "the backbone learning rate must be a finite number >= 0 (0 freezes the backbone)",
         "pass training.lr_backbone=1e-5",
     )
     problems.check(
-        t.weight_decay >= 0,
+        math.isfinite(t.weight_decay) and t.weight_decay >= 0,
         "training.weight_decay",
         t.weight_decay,
-        "weight decay must be >= 0",
+        "weight decay must be a finite number >= 0",
         "pass training.weight_decay=1e-4",
     )
     problems.check(
@@ -80,21 +91,19 @@ def check_training(problems: Problems, t: TrainingConfig, d: DataConfig) -> None
         "the number of optimizer updates must be >= 1",
         "pass training.num_steps=1000",
     )
+    check_seed(problems, "training.seed", t.seed)
     problems.check(
-        t.seed >= 0, "training.seed", t.seed, "the seed must be >= 0", "pass training.seed=0"
-    )
-    problems.check(
-        t.kl_weight >= 0,
+        math.isfinite(t.kl_weight) and t.kl_weight >= 0,
         "training.kl_weight",
         t.kl_weight,
-        "the KL weight must be >= 0",
+        "the KL weight must be a finite number >= 0",
         "pass training.kl_weight=10",
     )
     problems.check(
-        t.grad_clip_norm >= 0,
+        math.isfinite(t.grad_clip_norm) and t.grad_clip_norm >= 0,
         "training.grad_clip_norm",
         t.grad_clip_norm,
-        "the clipping norm must be >= 0 (0 disables clipping)",
+        "the clipping norm must be a finite number >= 0 (0 disables clipping)",
         "pass training.grad_clip_norm=10",
     )
     for key in ("log_every", "eval_every", "save_every", "val_batches"):
@@ -102,14 +111,7 @@ def check_training(problems: Problems, t: TrainingConfig, d: DataConfig) -> None
         problems.check(
             value >= 1, f"training.{key}", value, "it must be >= 1", f"pass training.{key}=100"
         )
-    device_kind = t.device.split(":")[0]
-    problems.check(
-        device_kind in DEVICES and (":" not in t.device or device_kind == "cuda"),
-        "training.device",
-        t.device,
-        f"it must be one of {', '.join(DEVICES)} or cuda:N",
-        "pass training.device=auto",
-    )
+    check_device(problems, "training.device", t.device)
     problems.check(
         t.resume.strip() != "",
         "training.resume",
@@ -195,6 +197,7 @@ def check_data(problems: Problems, d: DataConfig) -> None:
         "at least one camera is needed (ACT is a vision policy)",
         "pass data.camera_names=[top]",
     )
+    check_seed(problems, "data.split_seed", d.split_seed)
     problems.check(
         d.num_workers >= 0,
         "data.num_workers",
@@ -216,7 +219,22 @@ def check_data(problems: Problems, d: DataConfig) -> None:
         "a run trains on one generated task: data.synthetic and data.sim are both set",
         "pick one with data=synthetic or data=aloha_sim",
     )
-    if d.synthetic is None and d.sim is None:
+    problems.check(
+        d.lerobot is None or d.synthetic is None,
+        "data.lerobot",
+        "set",
+        "a run trains on one dataset: data.lerobot and data.synthetic are both set",
+        "pick one with data=lerobot or data=synthetic",
+    )
+    if d.lerobot is not None:
+        problems.check(
+            bool(d.dataset_dir),
+            "data.dataset_dir",
+            d.dataset_dir,
+            "data=lerobot reads a local LeRobot dataset folder (the one holding meta/info.json)",
+            "pass data.dataset_dir=/path/to/dataset",
+        )
+    if d.synthetic is None and d.sim is None and d.lerobot is None:
         problems.check(
             bool(d.dataset_dir),
             "data.dataset_dir",
@@ -252,13 +270,7 @@ def check_synthetic(problems: Problems, syn: SyntheticTaskConfig) -> None:
         f"ResNet downsamples by 32, so images need at least {MIN_IMAGE_SIDE} pixels per side",
         "pass data.synthetic.image_size=64",
     )
-    problems.check(
-        syn.seed >= 0,
-        "data.synthetic.seed",
-        syn.seed,
-        "the seed must be >= 0",
-        "pass data.synthetic.seed=0",
-    )
+    check_seed(problems, "data.synthetic.seed", syn.seed)
 
 
 def check_sim(problems: Problems, sim: AlohaSimConfig, camera_names: list[str]) -> None:
@@ -319,10 +331,10 @@ def check_scheduler(problems: Problems, s: SchedulerConfig, t: TrainingConfig) -
             f"pass scheduler.warmup_steps={t.num_steps // 10} or raise training.num_steps",
         )
         problems.check(
-            s.min_lr >= 0,
+            math.isfinite(s.min_lr) and s.min_lr >= 0,
             "scheduler.min_lr",
             s.min_lr,
-            "the LR floor must be >= 0",
+            "the LR floor must be a finite number >= 0",
             "pass scheduler.min_lr=1e-7",
         )
         problems.check(
@@ -332,6 +344,84 @@ def check_scheduler(problems: Problems, s: SchedulerConfig, t: TrainingConfig) -
             f"the LR floor must not exceed training.lr={t.lr}",
             f"pass scheduler.min_lr={t.lr / 100:g}",
         )
+
+
+def check_seed(problems: Problems, key: str, seed: int) -> None:
+    """NumPy's and MuJoCo's seeds are unsigned 32-bit: anything else fails deep in a library."""
+    problems.check(
+        0 <= seed <= MAX_SEED,
+        key,
+        seed,
+        f"a seed must be in [0, {MAX_SEED}] (NumPy seeds are unsigned 32-bit)",
+        f"pass {key}=0",
+    )
+
+
+def check_device(problems: Problems, key: str, device: str) -> None:
+    """A device this machine has: the syntax first, then whether it is present."""
+    problem = device_problem(device)
+    if problem:
+        rule, fix = problem
+        problems.check(False, key, device, rule, f"pass {key}={fix}")
+
+
+def device_problem(device: str) -> tuple[str, str] | None:
+    """(rule, fixed value) when ``device`` is malformed or absent here, else None."""
+    kind, _, index = device.partition(":")
+    if kind not in DEVICES or (index and (kind != "cuda" or not index.isdigit())):
+        return f"it must be one of {', '.join(DEVICES)} or cuda:N (N = 0, 1, ...)", "auto"
+    import torch
+
+    if kind == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            return "no CUDA GPU is visible to this process", "cpu"
+        if index and int(index) >= count:
+            return f"this machine has {count} CUDA GPU(s): cuda:0..cuda:{count - 1}", "cuda:0"
+    if kind == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        return "Apple's MPS backend is not available on this machine", "cpu"
+    return None
+
+
+def unknown_keys(node: DictConfig, prefix: str = "") -> list[tuple[str, list[str]]]:
+    """(key, the schema's keys beside it) for every key no schema dataclass declares.
+
+    Hydra's ``+key=value`` adds a key to any node, typed or not; the schema would silently
+    ignore it, so a typo such as ``+training.lrr=1e-3`` trained at the default learning rate.
+    """
+    schema = OmegaConf.get_type(node)
+    known = (
+        {f.name for f in dataclasses.fields(schema)} if dataclasses.is_dataclass(schema) else None
+    )
+    found: list[tuple[str, list[str]]] = []
+    for key in node:
+        path = f"{prefix}{key}"
+        if known is not None and key not in known:
+            found.append((path, sorted(known)))
+            continue
+        child = node._get_node(key)
+        if isinstance(child, DictConfig) and not (child._is_none() or child._is_missing()):
+            found += unknown_keys(child, f"{path}.")
+    return found
+
+
+def check_known_keys(dcfg: DictConfig) -> None:
+    """Refuse keys the schema (act_hydra/config.py) does not declare."""
+    problems = []
+    for path, known in unknown_keys(dcfg):
+        parent, _, name = path.rpartition(".")
+        close = difflib.get_close_matches(name, known, n=1)
+        fix = (
+            f"pass {parent + '.' if parent else ''}{close[0]}=<value> (no + prefix) instead"
+            if close
+            else f"drop +{path}=...; `act-train --cfg job` lists every setting"
+        )
+        problems.append(
+            f"{path} is not a setting of act-train: the schema (act_hydra/config.py) has no such "
+            f"key, so the value would be stored and ignored. Fix: {fix}."
+        )
+    if problems:
+        raise ConfigError("\n".join(problems))
 
 
 def validate_config(cfg: TrainConfig) -> None:

@@ -108,6 +108,24 @@ def _api_key_format_problem() -> str | None:
     return check_api_key(key)
 
 
+def _settings_problems(cfg: LoggerConfig) -> list[tuple[str, str]]:
+    """(key, wandb's own message) for each setting wandb.Settings rejects (no network)."""
+    import wandb
+
+    problems = []
+    for key, settings in (
+        ("logger.project", {"project": cfg.project}),
+        ("logger.tags", {"run_tags": tuple(cfg.tags)}),
+    ):
+        try:
+            wandb.Settings(**settings)
+        except Exception as err:  # noqa: BLE001  (UsageError or pydantic's ValidationError)
+            lines = str(err).splitlines()
+            reason = next((ln for ln in lines if "Value error," in ln), lines[0] if lines else "")
+            problems.append((key, reason.split("Value error,")[-1].split(" [type=")[0].strip()))
+    return problems
+
+
 def check_wandb_ready(cfg: LoggerConfig) -> None:
     """Fail before training when logger=wandb cannot work; never touches the network."""
     if cfg.backend != "wandb" or cfg.mode == "disabled":
@@ -118,6 +136,11 @@ def check_wandb_ready(cfg: LoggerConfig) -> None:
         raise ConfigError(
             "logger=wandb needs the wandb package, which is not installed. Fix: pip install "
             "wandb, or pass logger=none (metrics.jsonl is written either way)."
+        )
+    for key, problem in _settings_problems(cfg):
+        raise ConfigError(
+            f"{key} is invalid for W&B: {problem.rstrip('.')}. Fix: pass a valid {key} (or logger=none); "
+            "wandb would refuse it at start-up and the run would go untracked."
         )
     if cfg.mode != "online":
         return

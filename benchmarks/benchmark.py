@@ -51,6 +51,7 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 from torch.utils.flop_counter import FlopCounterMode
 
 from act_hydra.backbone import BackboneWeightsError
+from act_hydra.cli_args import positive_int
 from act_hydra.compose import compose_train_config, to_train_config
 from act_hydra.config import Precision, TrainConfig
 from act_hydra.data import (
@@ -865,7 +866,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--only", choices=["data", "step"], help="run one half")
     parser.add_argument(
-        "--threads", type=int, help="torch intra-op threads of the main process (default: torch's)"
+        "--threads",
+        type=positive_int,
+        help="torch intra-op threads of the main process, >= 1 (default: torch's)",
     )
     parser.add_argument("--json", type=Path, help="write the result here")
     parser.add_argument(

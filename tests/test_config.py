@@ -21,7 +21,8 @@ def options(group: str) -> list[str]:
 @pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in options(g)])
 def test_every_option_composes_into_the_schema(compose_train, group, option):
     overrides = [f"{group}={option}"]
-    if group == "data" and option == "aloha_hdf5" or option == "aloha_sim_transfer_cube":
+    recorded = ("aloha_hdf5", "lerobot", "lerobot_aloha_sim")  # these read a folder
+    if group == "data" and option in recorded or option == "aloha_sim_transfer_cube":
         overrides.append("data.dataset_dir=/data/episodes")
     cfg = compose_train(overrides, return_hydra_config=True)
     assert cfg.hydra.runtime.choices[group] == option

@@ -17,7 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from act_hydra.atomic import atomic_dir
+from act_hydra.atomic import atomic_dir, writable_problem
+from act_hydra.errors import DatasetError
 
 CACHE_ENV = "ACT_HYDRA_CACHE"
 MANIFEST = "task.json"
@@ -51,6 +52,18 @@ def cached_dataset(
     final = root / kind / cache_key(settings)
     if (final / MANIFEST).is_file():
         return final
+    problem = writable_problem(root / kind)
+    if problem:
+        setting = (
+            f"data.dataset_dir={str(cache_root)!r}"
+            if cache_root is not None
+            else f"the dataset cache {root} (${CACHE_ENV}, else ~/.cache/act_hydra)"
+        )
+        raise DatasetError(
+            f"{setting} is invalid: generated datasets are written into {root / kind}, which "
+            f"cannot be created or written ({problem}). Fix: pass data.dataset_dir=<a writable "
+            f"folder> or set {CACHE_ENV}=<a writable folder>."
+        )
     with atomic_dir(final) as tmp:
         facts = generate(tmp)
         (tmp / MANIFEST).write_text(json.dumps({**settings, **facts}, indent=2) + "\n")

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from act_hydra.data.episodes import DatasetError, DatasetInfo
+from act_hydra.data.episodes import H5_READ_ERRORS, DatasetError, DatasetInfo, damaged
 
 MIB = 1024**2
 
@@ -116,12 +116,8 @@ class EpisodeDataset(Dataset):
         action[:n] = actions
         is_pad = np.ones(self.chunk_size, bool)
         is_pad[:n] = False
-        if self.images is not None:
-            images = self.images[ep][ts].copy()  # never hand out a view of the preloaded frames
-        else:
-            f = self._file(ep)
-            images = np.stack([f[f"observations/images/{c}"][ts] for c in self.camera_names])
-            images = images.transpose(0, 3, 1, 2)
+        # A copy: never hand out a view of the preloaded frames.
+        images = self._read_frame(ep, ts) if self.images is None else self.images[ep][ts].copy()
         return {
             "observation.state": torch.from_numpy(self.qpos[ep][ts].copy()),
             "observation.images": torch.from_numpy(np.ascontiguousarray(images)),
@@ -132,9 +128,21 @@ class EpisodeDataset(Dataset):
     # -- HDF5 access ---------------------------------------------------------------------------
     def _read_episode_images(self, path: str) -> np.ndarray:
         """(T, N_cam, 3, H, W) uint8."""
-        with h5py.File(path, "r") as f:
-            frames = [f[f"observations/images/{c}"][()] for c in self.camera_names]
+        try:
+            with h5py.File(path, "r") as f:
+                frames = [f[f"observations/images/{c}"][()] for c in self.camera_names]
+        except H5_READ_ERRORS as err:
+            raise damaged(path, err) from err
         return np.ascontiguousarray(np.stack(frames, axis=1).transpose(0, 1, 4, 2, 3))
+
+    def _read_frame(self, ep: int, ts: int) -> np.ndarray:
+        """(N_cam, 3, H, W) uint8 of one timestep."""
+        try:
+            f = self._file(ep)
+            images = np.stack([f[f"observations/images/{c}"][ts] for c in self.camera_names])
+        except H5_READ_ERRORS as err:
+            raise damaged(self.paths[ep], err) from err
+        return images.transpose(0, 3, 1, 2)
 
     def _file(self, ep: int) -> h5py.File:
         # Handles are keyed by pid: a forked DataLoader worker must not use its parent's handles

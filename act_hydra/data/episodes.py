@@ -16,6 +16,7 @@ Hydra override. It reads shapes only (no image data), so it is fast on large dat
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ import numpy as np
 from act_hydra.errors import DatasetError
 
 EPISODE_GLOB = "episode_*.hdf5"
+H5_READ_ERRORS = (OSError, RuntimeError, KeyError)  # how h5py reports damaged metadata or data
 _INDEX = re.compile(r"^episode_(\d+)\.hdf5$")
 
 
@@ -137,6 +139,7 @@ def scan_dataset(dataset_dir: str | Path | None, camera_names) -> DatasetInfo:
             f"that holds the episode_*.hdf5 files. Fix: "
             f"`data.dataset_dir={root.absolute().parent}` if the episodes sit next to it."
         )
+    check_no_dangling_links(root, dataset_dir)
     paths = sorted((p for p in root.glob(EPISODE_GLOB) if p.is_file()), key=_sort_key)
     if not paths:
         others = sorted(p.name for p in root.iterdir())
@@ -177,12 +180,14 @@ def scan_dataset(dataset_dir: str | Path | None, camera_names) -> DatasetInfo:
                 )
         for cam in camera_names:
             if info["image_shapes"][cam] != image_shapes[cam]:
+                others = [c for c in camera_names if c != cam]
+                drop = f", or drop the camera with `data.camera_names=[{','.join(others)}]`"
                 raise DatasetError(
                     f"{path.name}: /observations/images/{cam} frames are "
                     f"{info['image_shapes'][cam]} but {paths[0].name} has {image_shapes[cam]}. "
                     f"Rule: a camera's image size must be the same in every episode. Fix: "
-                    f"resize the recordings offline, or drop the camera with "
-                    f"`data.camera_names=[{','.join(c for c in camera_names if c != cam)}]`."
+                    f"resize the recordings offline, move the episodes of the other size to "
+                    f"their own folder{drop if others else ''}."
                 )
         lengths.append(info["length"])
     shapes = {image_shapes[c][:2] for c in camera_names}
@@ -207,6 +212,18 @@ def scan_dataset(dataset_dir: str | Path | None, camera_names) -> DatasetInfo:
     )
 
 
+def check_no_dangling_links(root: Path, dataset_dir) -> None:
+    """A link whose target is gone (an unmounted drive) would otherwise drop its episode."""
+    for path in sorted(root.glob(EPISODE_GLOB), key=_sort_key):
+        if path.is_symlink() and not path.exists():
+            raise DatasetError(
+                f"{path.name} in data.dataset_dir={dataset_dir} is a link to {os.readlink(path)}, "
+                "which does not exist. Rule: every episode_*.hdf5 in the folder is part of the "
+                "dataset, so a missing one is not skipped silently. Fix: restore the target (is "
+                "a drive unmounted?) or delete the link."
+            )
+
+
 def _scan_episode(path: Path, camera_names: tuple[str, ...], dataset_dir) -> dict:
     where = f"{path.name} in data.dataset_dir={dataset_dir}"
     if not h5py.is_hdf5(path):
@@ -225,72 +242,111 @@ def _scan_episode(path: Path, camera_names: tuple[str, ...], dataset_dir) -> dic
             f"be a readable HDF5 file. Fix: re-record or re-copy {path}, or move it out of the "
             f"folder."
         ) from e
-    with f:
-        for key in ("observations/qpos", "action"):
-            if not isinstance(f.get(key), h5py.Dataset):
-                raise DatasetError(
-                    f"{where} has no /{key} dataset (it has: {_listing(f)}). Rule: episodes "
-                    f"follow the original ACT layout (/observations/qpos, /observations/qvel, "
-                    f"/observations/images/<cam>, /action). Fix: convert the recording to that "
-                    f"layout (act_hydra.data.write_episode does it), or move the file out of "
-                    f"the folder."
-                )
-        qpos, action = f["observations/qpos"], f["action"]
-        for key, ds in (("observations/qpos", qpos), ("action", action)):
-            if ds.ndim != 2 or ds.shape[0] == 0:
-                raise DatasetError(
-                    f"{where}: /{key} has shape {ds.shape}. Rule: it must be (T, dim) with "
-                    f"T >= 1. Fix: re-record the episode or move it out of the folder."
-                )
-        group = f.get("observations/images")
-        cams_here = sorted(group.keys()) if isinstance(group, h5py.Group) else []
-        image_shapes = {}
-        for cam in camera_names:
-            if cam not in cams_here:
-                raise DatasetError(
-                    f"{where} has no camera '{cam}' under /observations/images (it has: "
-                    f"{', '.join(cams_here) or 'none'}). Rule: every name in data.camera_names="
-                    f"{list(camera_names)} must be recorded in every episode. Fix: "
-                    f"`data.camera_names=[{','.join(cams_here) or '<camera>'}]` (or a subset)."
-                )
-            ds = group[cam]
-            if ds.attrs.get("compress", False) or f.attrs.get("compress", False) or ds.ndim == 2:
-                raise DatasetError(
-                    f"{where}: /observations/images/{cam} is JPEG-compressed (shape {ds.shape}, "
-                    f"attrs['compress'] set, as Mobile ALOHA records it). Rule: act_hydra reads "
-                    f"uncompressed (T, H, W, 3) uint8 frames only. Fix: decode each row with "
-                    f"cv2.imdecode and rewrite the episode with act_hydra.data.write_episode, "
-                    f"then pass `data.dataset_dir=<the new folder>`."
-                )
-            if ds.ndim != 4 or ds.shape[-1] != 3 or ds.dtype != np.uint8:
-                raise DatasetError(
-                    f"{where}: /observations/images/{cam} is {ds.shape} {ds.dtype}. Rule: frames "
-                    f"are (T, H, W, 3) uint8 RGB. Fix: rewrite the episode with "
-                    f"act_hydra.data.write_episode, or drop the camera from data.camera_names."
-                )
-            image_shapes[cam] = tuple(int(s) for s in ds.shape[1:])
-        lengths = {
-            "/observations/qpos": qpos.shape[0],
-            "/action": action.shape[0],
-            **{f"/observations/images/{c}": group[c].shape[0] for c in camera_names},
-        }
-        if len(set(lengths.values())) > 1:
-            listed = ", ".join(f"{k}: {v}" for k, v in lengths.items())
+    try:
+        with f:
+            return _read_layout(f, where, camera_names)
+    except H5_READ_ERRORS as e:
+        raise damaged(path, e, where) from e
+
+
+def damaged(path: Path | str, err: BaseException, where: str | None = None) -> DatasetError:
+    """The error for an episode file h5py fails to read."""
+    return DatasetError(
+        f"{where or path} is damaged: h5py failed reading it ({err}). Rule: every episode_*.hdf5 "
+        f"file must be a readable HDF5 file. Fix: re-record or re-copy {path} (a partial "
+        "copy?), or move it out of the folder."
+    )
+
+
+def _read_layout(f: h5py.File, where: str, camera_names: tuple[str, ...]) -> dict:
+    """The shapes and attributes of one open episode, checked against the layout."""
+    for key in ("observations/qpos", "action"):
+        if not isinstance(f.get(key), h5py.Dataset):
             raise DatasetError(
-                f"{where} has datasets of different lengths ({listed}). Rule: within an episode, "
-                f"qpos, action and every camera have one entry per timestep (the same T). Fix: "
-                f"re-record or trim the episode, or move it out of the folder."
+                f"{where} has no /{key} dataset (it has: {_listing(f)}). Rule: episodes "
+                f"follow the original ACT layout (/observations/qpos, /observations/qvel, "
+                f"/observations/images/<cam>, /action). Fix: convert the recording to that "
+                f"layout (act_hydra.data.write_episode does it), or move the file out of "
+                f"the folder."
             )
-        sim = f.attrs.get("sim")
-        return {
-            "length": int(qpos.shape[0]),
-            "state_dim": int(qpos.shape[1]),
-            "state_shape": qpos.shape,
-            "action_dim": int(action.shape[1]),
-            "action_shape": action.shape,
-            "image_shapes": image_shapes,
-            "sim": None if sim is None else bool(sim),
-        }
+    qpos, action = f["observations/qpos"], f["action"]
+    for key, ds in (("observations/qpos", qpos), ("action", action)):
+        if ds.ndim != 2 or ds.shape[0] == 0:
+            raise DatasetError(
+                f"{where}: /{key} has shape {ds.shape}. Rule: it must be (T, dim) with "
+                f"T >= 1. Fix: re-record the episode or move it out of the folder."
+            )
+        check_finite_numbers(ds, f"{where}: /{key}")
+    group = f.get("observations/images")
+    cams_here = sorted(group.keys()) if isinstance(group, h5py.Group) else []
+    image_shapes = {}
+    for cam in camera_names:
+        if cam not in cams_here:
+            raise DatasetError(
+                f"{where} has no camera '{cam}' under /observations/images (it has: "
+                f"{', '.join(cams_here) or 'none'}). Rule: every name in data.camera_names="
+                f"{list(camera_names)} must be recorded in every episode. Fix: "
+                f"`data.camera_names=[{','.join(cams_here) or '<camera>'}]` (or a subset)."
+            )
+        ds = group[cam]
+        if ds.attrs.get("compress", False) or f.attrs.get("compress", False) or ds.ndim == 2:
+            raise DatasetError(
+                f"{where}: /observations/images/{cam} is JPEG-compressed (shape {ds.shape}, "
+                f"attrs['compress'] set, as Mobile ALOHA records it). Rule: act_hydra reads "
+                f"uncompressed (T, H, W, 3) uint8 frames only. Fix: decode each row with "
+                f"cv2.imdecode and rewrite the episode with act_hydra.data.write_episode, "
+                f"then pass `data.dataset_dir=<the new folder>`."
+            )
+        if ds.ndim != 4 or ds.shape[-1] != 3 or ds.dtype != np.uint8:
+            raise DatasetError(
+                f"{where}: /observations/images/{cam} is {ds.shape} {ds.dtype}. Rule: frames "
+                f"are (T, H, W, 3) uint8 RGB. Fix: rewrite the episode with "
+                f"act_hydra.data.write_episode, or drop the camera from data.camera_names."
+            )
+        image_shapes[cam] = tuple(int(s) for s in ds.shape[1:])
+    lengths = {
+        "/observations/qpos": qpos.shape[0],
+        "/action": action.shape[0],
+        **{f"/observations/images/{c}": group[c].shape[0] for c in camera_names},
+    }
+    if len(set(lengths.values())) > 1:
+        listed = ", ".join(f"{k}: {v}" for k, v in lengths.items())
+        raise DatasetError(
+            f"{where} has datasets of different lengths ({listed}). Rule: within an episode, "
+            f"qpos, action and every camera have one entry per timestep (the same T). Fix: "
+            f"re-record or trim the episode, or move it out of the folder."
+        )
+    sim = f.attrs.get("sim")
+    return {
+        "length": int(qpos.shape[0]),
+        "state_dim": int(qpos.shape[1]),
+        "state_shape": qpos.shape,
+        "action_dim": int(action.shape[1]),
+        "action_shape": action.shape,
+        "image_shapes": image_shapes,
+        "sim": None if sim is None else bool(sim),
+    }
+
+
+def check_finite_numbers(ds: h5py.Dataset, where: str) -> None:
+    """Joint values must be finite numbers: a NaN would surface much later as a "diverged"
+    loss or a NaN validation loss. qpos and action are small, so reading them is cheap."""
+    if not (np.issubdtype(ds.dtype, np.floating) or np.issubdtype(ds.dtype, np.integer)):
+        raise DatasetError(
+            f"{where} has dtype {ds.dtype}. Rule: joint positions and actions are numbers "
+            "(float32 or float64). Fix: rewrite the episode with act_hydra.data.write_episode "
+            "from float arrays, or move it out of the folder."
+        )
+    values = ds[()]
+    bad = ~np.isfinite(values)
+    if bad.any():
+        t, j = (int(i) for i in np.argwhere(bad)[0])
+        raise DatasetError(
+            f"{where} holds {int(bad.sum())} non-finite value(s) (the first, {values[t, j]}, at "
+            f"timestep {t}, dimension {j}). Rule: every joint value must be finite; a NaN or inf "
+            "would turn the loss and the normalisation stats into NaN. Fix: repair or re-record "
+            "the episode, or move it out of the folder."
+        )
 
 
 def _listing(f: h5py.File) -> str:

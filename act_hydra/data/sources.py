@@ -16,7 +16,13 @@ def resolve_dataset_dir(data: DataConfig) -> Path:
     - ``data.synthetic``: the built-in task in the dataset cache (``dataset_dir``: cache root);
     - ``data.sim``: the ALOHA task's scripted episodes in the dataset cache, or ``dataset_dir``
       when it is set (episodes of that task recorded elsewhere, e.g. with act-make-sim-dataset).
+    - ``data.lerobot``: a LeRobot dataset folder, converted once into the dataset cache (its
+      checks run first, before any conversion).
     """
+    if data.lerobot is not None:
+        from act_hydra.data.lerobot import ensure_lerobot_dataset
+
+        return ensure_lerobot_dataset(data)
     if data.synthetic is not None:
         from act_hydra.data.synthetic import ensure_synthetic_dataset
 
@@ -36,8 +42,11 @@ def check_matches_simulator(data: DataConfig, info: DatasetInfo) -> None:
     found = info.image_shapes["top"][:2]
     expected = (data.sim.image_height, data.sim.image_width)
     if tuple(found) != expected:
+        source = f"data.dataset_dir={data.dataset_dir!r}"
+        if data.lerobot is not None:
+            source = f"the LeRobot dataset {data.dataset_dir}"
         raise DatasetError(
-            f"data.dataset_dir={data.dataset_dir!r} holds {found[0]}x{found[1]} `top` images, "
+            f"{source} holds {found[0]}x{found[1]} `top` images, "
             f"but data.sim renders {expected[0]}x{expected[1]}. Rule: the simulator used for "
             "evaluation must render what the policy was trained on. Fix: pass "
             f"data.sim.image_height={found[0]} data.sim.image_width={found[1]}."

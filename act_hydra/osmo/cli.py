@@ -143,3 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
     return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

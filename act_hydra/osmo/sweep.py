@@ -37,7 +37,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from act_hydra.compose import CONF_DIR
+from act_hydra.compose import COMPOSITION_FIX, CONF_DIR, hydra_error_message
 from act_hydra.config import TrainConfig
 from act_hydra.errors import ConfigError
 from act_hydra.osmo.config import CONFIG_NAME, OsmoConfig, check_osmo_settings
@@ -111,9 +111,10 @@ def substitute_tokens(text: str) -> str:
 
 
 def _hydra_message(err: BaseException) -> str:
-    text = str(err).strip()
-    cause = str(err.__cause__ or "").strip()
-    return f"{text}\n{cause}" if cause and cause not in text else text
+    return (
+        f"{hydra_error_message(err)}\n{COMPOSITION_FIX[:-2]}; the osmo.* settings are in "
+        "conf/osmo/default.yaml)."
+    )
 
 
 def _split_arguments(parser: OverridesParser, args: list[str]) -> tuple[list[str], list[str]]:
