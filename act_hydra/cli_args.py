@@ -52,11 +52,7 @@ def image_formats() -> list[str]:
 def check_output_file(path: Path, flag: str, formats: Collection[str] = ()) -> None:
     """``path`` can be written as a new or replaced file: not a folder, in a writable folder
     that exists, with one of ``formats`` as its extension (when given)."""
-    if path.is_dir():
-        raise BadInputError(
-            f"{flag} {path} is invalid: it is a folder, and the output is one file. "
-            f"Fix: pass {flag} {path}/<name>" + (".png." if formats else ".")
-        )
+    check_not_a_folder(path, flag, ".png" if formats else "")
     suffix = path.suffix.lstrip(".").lower()
     if formats and suffix not in formats:
         raise BadInputError(
@@ -66,6 +62,14 @@ def check_output_file(path: Path, flag: str, formats: Collection[str] = ()) -> N
             f"Fix: pass {flag} {path.with_suffix('.png')}."
         )
     check_writable_folder(path.parent, flag, path)
+
+
+def check_not_a_folder(path: Path, flag: str, suffix: str = "") -> None:
+    if path.is_dir():
+        raise BadInputError(
+            f"{flag} {path} is invalid: it is a folder, and the output is one file. "
+            f"Fix: pass {flag} {path}/<name>{suffix}."
+        )
 
 
 def check_output_dir(path: Path, flag: str) -> None:

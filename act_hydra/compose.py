@@ -56,6 +56,10 @@ def compose_train_config(overrides: list[str], return_hydra_config: bool = False
 
 
 def to_train_config(cfg: DictConfig) -> TrainConfig:
+    """The typed config; ConfigError for a key the schema does not know (``+typo=...``)."""
+    from act_hydra.validate import check_known_keys
+
+    check_known_keys(cfg)
     try:
         return OmegaConf.to_object(cfg)
     except COMPOSITION_ERRORS as err:  # a missing mandatory value, an interpolation

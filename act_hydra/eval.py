@@ -10,10 +10,14 @@ task with the image size and look the policy was trained on (act_hydra.envs). Pr
 when it used logger=wandb. Normalisation stats and image preprocessing come from the
 checkpoint; nothing is recomputed.
 
-Every setting, the checkpoint's path and the output folder are checked before Hydra creates
-anything (EvalPreflight, a Hydra callback listed in conf/eval.yaml): a mistake exits 2 and
-leaves nothing on disk. A run directory whose checkpoints/best.pt is damaged is evaluated from
-checkpoints/last.pt, with a warning naming both.
+Every setting, the checkpoint (loaded once, without running code from it) and the output
+folder are checked before Hydra creates anything (EvalPreflight, a Hydra callback listed in
+conf/eval.yaml): a mistake leaves nothing on disk. A run directory whose checkpoints/best.pt is
+damaged is evaluated from checkpoints/last.pt, with a warning naming both.
+
+Exit status: 0 evaluated; 2 bad input (an override, a setting, the checkpoint, an unwritable
+output folder), nothing written; 4 writing the results failed; 1 an unexpected error (the
+traceback is in the log).
 """
 
 from __future__ import annotations
@@ -43,9 +47,10 @@ from act_hydra.errors import (
     ActHydraError,
     CheckpointError,
     ConfigError,
+    RunIOError,
 )
 from act_hydra.model import ACTPolicy
-from act_hydra.rollout import evaluate_policy
+from act_hydra.rollout import RolloutResult, evaluate_policy
 from act_hydra.run_dir import check_writable
 from act_hydra.validate import MAX_SEED, Problems, check_device, check_seed
 
@@ -225,13 +230,10 @@ def run_eval(cfg: EvalConfig, out_dir: Path, loaded: Loaded | None = None) -> di
         e.num_workers,
     )
     seconds = time.perf_counter() - started
-    out_dir.mkdir(parents=True, exist_ok=True)
-    videos = []
-    for i, frames in enumerate(result.frames):
-        name = f"rollout_{i:02d}_seed{result.seeds[i]}_" + (
-            "success" if result.success[i] else "failure"
-        )
-        videos.append(write_video(frames, out_dir / name, fps=FPS[spec.kind]).name)
+    try:
+        videos = write_videos(result, out_dir, FPS[spec.kind])
+    except OSError as err:
+        raise output_failed(out_dir, err) from err
     results = {
         **result.summary(),
         "checkpoint": str(loaded.path),
@@ -245,10 +247,31 @@ def run_eval(cfg: EvalConfig, out_dir: Path, loaded: Loaded | None = None) -> di
         "seconds": round(seconds, 2),
         "seconds_per_episode": round(seconds / e.num_episodes, 3),
     }
-    atomic.write_json(out_dir / "eval_results.json", results)
+    try:
+        atomic.write_json(out_dir / "eval_results.json", results)
+    except OSError as err:
+        raise output_failed(out_dir, err) from err
     if e.log_to_wandb:
         log_to_wandb(loaded.config, loaded.saved, run_dir_of(loaded.path), results)
     return results
+
+
+def write_videos(result: RolloutResult, out_dir: Path, fps: int) -> list[str]:
+    """The rollouts ``result`` kept frames of, as videos in ``out_dir``; their file names."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    names = []
+    for i, frames in enumerate(result.frames):
+        outcome = "success" if result.success[i] else "failure"
+        name = f"rollout_{i:02d}_seed{result.seeds[i]}_{outcome}"
+        names.append(write_video(frames, out_dir / name, fps=fps).name)
+    return names
+
+
+def output_failed(out_dir: Path, err: OSError) -> RunIOError:
+    return RunIOError(
+        f"could not write the evaluation into {out_dir} ({err.strerror or err}); the checkpoint "
+        "is untouched. Fix: free disk space, or pass hydra.run.dir=<a folder with room>."
+    )
 
 
 def run_dir_of(checkpoint: Path) -> Path:
@@ -275,6 +298,9 @@ class EvalPreflight(Callback):
             # Logging is not set up yet (Hydra does it next, in the output folder): stderr.
             print(f"act-eval: {err} (exit code {err.exit_code})", file=sys.stderr)
             sys.exit(err.exit_code)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        EvalPreflight.ran = True  # composed; each job checks its own settings (run_eval)
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="eval")

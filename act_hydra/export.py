@@ -52,7 +52,7 @@ def image_size(data: dict[str, Any], override: list[int] | None) -> tuple[int, i
         if data.get("lerobot"):
             from act_hydra.data.lerobot_format import camera_name, open_dataset
 
-            ds = open_dataset(data["lerobot"].get("root") or data.get("dataset_dir"))
+            ds = open_dataset(data["dataset_dir"])
             return ds.image_hw(next(k for k in ds.camera_keys if camera_name(k) == camera))
         if data.get("dataset_dir"):
             from act_hydra.data import scan_dataset

@@ -95,13 +95,13 @@ def train(
     except AlreadyComplete as done:
         return already_complete(done.saved)
     check_external_ready(cfg)
-    if task_config is not None and dist_info.is_main:
-        run_folder.write_hydra_files(run_dir, task_config)
 
     # --- device and data ------------------------------------------------------------------
     device = setup_device(cfg, dist_info, job)
     seed_everything(rank_seed(t.seed, dist_info.rank))
     data = load_data(cfg, saved)
+    if task_config is not None and dist_info.is_main:  # every check passed: record the config
+        run_folder.write_hydra_files(run_dir, task_config)
     start_step = saved["step"] if saved else 0
     loader = build_train_loader(
         data.train_set,

@@ -396,6 +396,8 @@ def unknown_keys(node: DictConfig, prefix: str = "") -> list[tuple[str, list[str
     found: list[tuple[str, list[str]]] = []
     for key in node:
         path = f"{prefix}{key}"
+        if path == "hydra":  # Hydra's own node, present when composed with return_hydra_config
+            continue
         if known is not None and key not in known:
             found.append((path, sorted(known)))
             continue

@@ -6,6 +6,9 @@
         --steps 200
     python benchmarks/benchmark.py --make-episodes /tmp/eps --episodes 4 --length 50 \
         data.num_workers=2 --only data
+    python benchmarks/benchmark.py --make-episodes /tmp/eps240 --image-size 240 320 \
+        --episodes 2 --length 100 model=act model.pretrained_backbone=false \
+        training.batch_size=4 --only step --steps 8     # the paper's model, quick on a CPU
 
 ``run_benchmark(overrides, options)`` measures, in one process and on one device:
 
@@ -14,12 +17,15 @@
    or per-worker open handles, ``data.num_workers`` workers, pinned memory on CUDA, persistent
    workers, prefetch), over the same indices;
 2. training step ms and samples/s: the plain fp32 eager step (default AdamW, NCHW, no compile,
-   losses read with ``.item()`` every step) against the fast path (``--fast-precision``, else
-   ``training.precision``, else bf16 on CUDA; fused AdamW and channels-last on CUDA; optional
-   ``torch.compile``; no host synchronisation), built by training's own ``TrainState``, both
-   on batches already on the device; then the
-   fast step fed by the loader, with the time spent waiting for it;
-3. peak memory of each path (CUDA max allocated; on CPU the process's peak RSS);
+   losses read with ``.item()`` every step) against the fast path as training resolves it for
+   the device (``act_hydra.fast_path``; ``--fast-precision`` overrides the precision, and a
+   GPU with bf16 shows bf16; ``--compile``), built by training's own ``TrainState``, both on
+   the same batches already on the device. The timed steps of the two paths alternate in
+   ``--rounds`` blocks, so a shared, noisy machine slows both alike: quote their ratio, and the
+   spread of the per-round ratios. Then the fast step fed by the loader, with the time spent
+   waiting for it;
+3. memory of each path, measured during its own build and warm-up: the peak (CUDA max
+   allocated; on CPU the process's peak RSS) and its growth over what was in use before;
 4. FLOPs of one step (forward + backward, ``torch.utils.flop_counter.FlopCounterMode``), FLOP/s
    and MFU against the device's dense peak (H100/H200/A100 by name, or ``--peak-tflops``);
 5. the loss of every step of both paths, from the same initial weights, RNG seed and batches,
@@ -33,6 +39,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import dataclasses
 import json
 import math
 import os
@@ -64,6 +71,7 @@ from act_hydra.data import (
     write_episode,
 )
 from act_hydra.errors import ActHydraError, ConfigError
+from act_hydra.fast_path import resolve_fast_path
 from act_hydra.model import ACTPolicy, count_trainable_parameters
 from act_hydra.schedule import build_scheduler
 from act_hydra.train import pick_device, seed_everything, to_device
@@ -98,6 +106,7 @@ class BenchOptions:
     staged_batches: int = 16  # distinct device-resident batches the step loops cycle through
     only: str | None = None  # "data" or "step": run one half
     threads: int | None = None  # torch.set_num_threads for this process (None: leave it)
+    rounds: int = 4  # the timed steps run in this many alternating plain/fast blocks per path
 
 
 # ----------------------------------------------------------------------------- episodes
@@ -326,6 +335,18 @@ def peak_memory(device: torch.device) -> dict[str, Any]:
     }
 
 
+def current_memory_mib(device: torch.device) -> float:
+    """Memory in use now: CUDA allocated, or the process's resident set on the CPU."""
+    if device.type == "cuda":
+        return torch.cuda.memory_allocated(device) / MIB
+    with contextlib.suppress(OSError, ValueError, StopIteration):
+        line = next(
+            x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith("VmRSS:")
+        )
+        return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def count_step_flops(policy: ACTPolicy, batch: dict[str, torch.Tensor], kl_weight: float) -> int:
     """FLOPs of one forward + backward on ``batch`` (a throw-away copy of the weights)."""
     model = copy.deepcopy(policy).to(batch["action"].device).train()
@@ -401,58 +422,39 @@ def _timing(elapsed: float, steps: int, batch_size: int) -> dict[str, float]:
     }
 
 
-def run_plain(
-    policy0: ACTPolicy,
-    cfg: TrainConfig,
-    staged: list,
-    device,
-    opts: BenchOptions,
-) -> dict[str, Any]:
-    """The plain path; its first (untimed) warm-up step also counts the FLOPs of a step."""
-    t = cfg.training
-    policy = copy.deepcopy(policy0).to(device).train()
-    optimizer = build_optimizer(policy, t, fused=False)
-    scheduler = build_scheduler(optimizer, cfg.scheduler, t.lr, t.num_steps)
-    torch.manual_seed(t.seed)
-    losses: list[float] = []
-    reset_peak_memory(device)
-    total = opts.warmup + opts.steps
-    flops = None
-    for step in range(total):
-        if step == opts.warmup:
-            _sync(device)
-            start = time.perf_counter()
-        counting = step == 0 and opts.warmup > 0
-        with FlopCounterMode(display=False) if counting else contextlib.nullcontext() as fc:
-            losses.append(
-                plain_step(
-                    policy,
-                    optimizer,
-                    scheduler,
-                    staged[step % len(staged)],
-                    t.kl_weight,
-                    t.grad_clip_norm,
-                )["loss"]
-            )
-        if counting:
-            flops = int(fc.get_total_flops())
-    _sync(device)
-    elapsed = time.perf_counter() - start
-    out = {
-        "label": "plain fp32 eager, .item() every step",
-        "precision": "fp32",
-        "fused_adamw": False,
-        "channels_last": False,
-        "compiled": False,
-        "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
-        "tf32_cudnn": torch.backends.cudnn.allow_tf32 if device.type == "cuda" else False,
-        **_timing(elapsed, opts.steps, t.batch_size),
-        **peak_memory(device),
-        "losses": losses,
-    }
-    if flops is None:  # no warm-up step to count in
-        flops = count_step_flops(policy0, staged[0], t.kl_weight)
-    return out, flops
+class PlainPath:
+    """The original's step on its own copy of the weights: default AdamW, NCHW, eager."""
+
+    precision = "fp32"
+
+    def __init__(self, policy0: ACTPolicy, cfg: TrainConfig, device):
+        self.t = cfg.training
+        self.policy = copy.deepcopy(policy0).to(device).train()
+        self.optimizer = build_optimizer(self.policy, self.t, fused=False)
+        self.scheduler = build_scheduler(self.optimizer, cfg.scheduler, self.t.lr, self.t.num_steps)
+
+    def __call__(self, batch) -> float:
+        return plain_step(
+            self.policy,
+            self.optimizer,
+            self.scheduler,
+            batch,
+            self.t.kl_weight,
+            self.t.grad_clip_norm,
+        )["loss"]
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "label": "plain fp32 eager, .item() every step",
+            "precision": "fp32",
+            "fused_adamw": False,
+            "channels_last": False,
+            "compiled": False,
+            "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
+            "tf32_cudnn": torch.backends.cudnn.allow_tf32
+            if self.policy.state_mean.is_cuda
+            else False,
+        }
 
 
 class FastPath:
@@ -472,9 +474,9 @@ class FastPath:
     def first_bad_step(self) -> torch.Tensor:
         return self.state.first_bad_step
 
-    def __call__(self, batch):
+    def __call__(self, batch) -> torch.Tensor:
         parts, _ = self.state.train_step(batch)
-        return parts
+        return parts["loss"]
 
     def describe(self) -> dict[str, Any]:
         on = self.state.features
@@ -494,37 +496,82 @@ class FastPath:
         return {"label": "fast: " + ", ".join(features), "precision": self.precision, **on}
 
 
-def run_fast(
-    fast: FastPath,
-    cfg: TrainConfig,
-    staged: list,
-    device,
-    opts: BenchOptions,
-) -> dict[str, Any]:
-    t = cfg.training
-    torch.manual_seed(t.seed)  # dropout and the CVAE's z draw the same numbers as the plain path
-    losses: list[torch.Tensor] = []
+@dataclass
+class _Run:
+    """One path's progress through the benchmark: its RNG stream, losses and timed seconds."""
+
+    path: Any
+    rng: tuple
+    losses: list = dataclasses.field(default_factory=list)
+    elapsed: float = 0.0
+    block_s: list = dataclasses.field(default_factory=list)
+
+
+def _rng_state(device) -> tuple:
+    cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+    return torch.get_rng_state(), cuda
+
+
+def _set_rng_state(state: tuple, device) -> None:
+    torch.set_rng_state(state[0])
+    if device.type == "cuda":
+        torch.cuda.set_rng_state(state[1], device)
+
+
+def build_and_warm_up(make, staged: list, device, opts: BenchOptions, seed: int, flops=None):
+    """Build a path and run its untimed warm-up steps (compilation happens here), alone, so its
+    memory is its own: the peak during build and warm-up, and the growth over the memory in use
+    before it was built (weights, gradients, optimizer state, activations). The first warm-up
+    step also counts the FLOPs of a step when ``flops`` is a list to append them to."""
+    _sync(device)
+    before = current_memory_mib(device)
     reset_peak_memory(device)
-    total = opts.warmup + opts.steps
-    with tf32_flags(fast.precision):
-        w0 = time.perf_counter()
-        for step in range(total):
-            if step == opts.warmup:
+    w0 = time.perf_counter()
+    path = make()
+    torch.manual_seed(seed)  # every path draws dropout and the CVAE's z from the same stream
+    losses = []
+    for step in range(opts.warmup):
+        counting = step == 0 and flops is not None
+        counter = FlopCounterMode(display=False) if counting else contextlib.nullcontext()
+        with counter as fc, tf32_flags(path.precision):
+            losses.append(path(staged[step % len(staged)]))
+        if counting:
+            flops.append(int(fc.get_total_flops()))
+    _sync(device)
+    memory = peak_memory(device)
+    memory["memory_growth_mib"] = max(0.0, memory["peak_memory_mib"] - before)
+    return _Run(path, _rng_state(device), losses), {
+        "warmup_s": time.perf_counter() - w0,
+        **memory,
+    }
+
+
+def time_interleaved(runs: dict[str, _Run], staged: list, device, opts: BenchOptions) -> None:
+    """The timed steps of every path in alternating blocks (plain, fast, fast, plain, ...), so
+    load from other processes on a shared machine falls on all paths alike. Each block is
+    bracketed by a device synchronisation; each path keeps its own RNG stream across blocks."""
+    rounds = max(1, min(opts.rounds, opts.steps))
+    sizes = [opts.steps // rounds + (r < opts.steps % rounds) for r in range(rounds)]
+    names = list(runs)
+    for r, size in enumerate(sizes):
+        for name in names if r % 2 == 0 else names[::-1]:
+            run = runs[name]
+            _set_rng_state(run.rng, device)
+            with tf32_flags(run.path.precision):
                 _sync(device)
                 start = time.perf_counter()
-                warmup_s = start - w0
-            losses.append(fast(staged[step % len(staged)])["loss"])
-        _sync(device)
-        elapsed = time.perf_counter() - start
-    bad = int(fast.first_bad_step)
-    return {
-        **fast.describe(),
-        "warmup_s": warmup_s,
-        "first_non_finite_step": bad if bad >= 0 else None,
-        **_timing(elapsed, opts.steps, t.batch_size),
-        **peak_memory(device),
-        "losses": torch.stack(losses).float().cpu().tolist(),
-    }
+                for _ in range(size):
+                    index = len(run.losses)
+                    run.losses.append(run.path(staged[index % len(staged)]))
+                _sync(device)
+                block = time.perf_counter() - start
+            run.elapsed += block
+            run.block_s.append(block)
+            run.rng = _rng_state(device)
+
+
+def _loss_list(losses: list) -> list[float]:
+    return [float(v) for v in losses]
 
 
 def run_fast_loader(
@@ -591,6 +638,17 @@ def _flop_rates(result: dict[str, Any], flops: int, device, override) -> None:
     result["mfu"] = per_s / (peak * 1e12) if peak else None
 
 
+def default_fast_precision(t, device, requested: str | None) -> str:
+    """The fast path's precision: --fast-precision, else what training resolves for the device
+    (act_hydra.fast_path); a GPU with bf16 shows bf16 where training would keep fp32."""
+    if requested:
+        return requested
+    resolved = resolve_fast_path(t, device, warn=False).precision
+    if resolved == "fp32" and device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return "bf16"
+    return str(resolved)
+
+
 def benchmark_steps(
     cfg: TrainConfig, info, train_ids, norm_stats, device, opts: BenchOptions
 ) -> dict[str, Any]:
@@ -622,20 +680,41 @@ def benchmark_steps(
             "(step time and FLOPs are the same)"
         )
 
-    precision = opts.fast_precision or (
-        t.precision
-        if t.precision != "fp32"
-        else "bf16"
-        if device.type == "cuda" and torch.cuda.is_bf16_supported()
-        else "fp32"
+    precision = default_fast_precision(t, device, opts.fast_precision)
+    counted: list[int] = []
+    plain_run, plain_warm = build_and_warm_up(
+        lambda: PlainPath(policy0, cfg, device), staged, device, opts, t.seed, counted
     )
-
-    plain, flops = run_plain(policy0, cfg, staged, device, opts)
     if device.type == "cuda":
         torch.cuda.empty_cache()
-    fast = FastPath(policy0, cfg, device, precision, opts.compile or t.compile)
-    fast_result = run_fast(fast, cfg, staged, device, opts)
-    del staged
+    fast_run, fast_warm = build_and_warm_up(
+        lambda: FastPath(policy0, cfg, device, precision, opts.compile or t.compile),
+        staged,
+        device,
+        opts,
+        t.seed,
+    )
+    flops = counted[0] if counted else count_step_flops(policy0, staged[0], t.kl_weight)
+    runs = {"plain": plain_run, "fast": fast_run}
+    time_interleaved(runs, staged, device, opts)
+    fast = fast_run.path
+    bad = int(fast.first_bad_step)
+    plain = {
+        **plain_run.path.describe(),
+        **plain_warm,
+        **_timing(plain_run.elapsed, opts.steps, t.batch_size),
+    }
+    fast_result = {
+        **fast.describe(),
+        **fast_warm,
+        "first_non_finite_step": bad if bad >= 0 else None,
+        **_timing(fast_run.elapsed, opts.steps, t.batch_size),
+        # Plain over fast time of each alternated block: the spread shows the machine's noise.
+        "speedup_per_round": [
+            p / f for p, f in zip(plain_run.block_s, fast_run.block_s, strict=True)
+        ],
+    }
+    del plain_run, staged
     loader = build_train_loader(dataset, cfg.training, cfg.data.num_workers, device)
     loader_result = run_fast_loader(fast, cfg, loader, device, opts)
     del loader
@@ -648,7 +727,9 @@ def benchmark_steps(
     base = plain["samples_per_s"]
     for r in results.values():
         r["speedup_vs_plain"] = r["samples_per_s"] / base
-    loss_check = compare_losses(plain.pop("losses"), fast_result.pop("losses"), precision)
+    loss_check = compare_losses(
+        _loss_list(runs["plain"].losses), _loss_list(runs["fast"].losses), precision
+    )
     if fast.state.features["compiled"]:
         notes.append(
             "the compiled fast path draws dropout and z from Inductor's RNG, not the "
@@ -662,6 +743,7 @@ def benchmark_steps(
         "batch_size": t.batch_size,
         "warmup_steps": opts.warmup,
         "timed_steps": opts.steps,
+        "rounds": len(fast_result["speedup_per_round"]),
         "staged_batches": n_staged,
         "staged_batches_mib": staged_mib,
         "trainable_parameters": count_trainable_parameters(policy0),
@@ -669,6 +751,7 @@ def benchmark_steps(
         "flops_per_step": flops,
         "flops_per_sample": flops / t.batch_size,
         "flop_counter": "torch.utils.flop_counter.FlopCounterMode, forward + backward",
+        "fast_path": resolve_fast_path(t, device, warn=False).as_dict(),
         "paths": results,
         "loss_check": loss_check,
         "notes": notes,
@@ -775,17 +858,26 @@ def format_table(result: dict[str, Any]) -> str:
             "",
             f"training step: {s['timed_steps']} timed steps after {s['warmup_steps']} "
             f"warm-up, batch {s['batch_size']}, {s['trainable_parameters']:,} params, "
-            f"{s['flops_per_step'] / 1e9:.2f} GFLOP/step (fwd+bwd, counted)",
+            f"{s['flops_per_step'] / 1e9:.2f} GFLOP/step (fwd+bwd, counted); plain and fast "
+            f"alternate in {s.get('rounds', 1)} rounds",
             f"  {'path':<{width}} {'ms/step':>8} {'samples/s':>10} {'speedup':>8} "
-            f"{'peak MiB':>9} {'TFLOP/s':>8} {'MFU':>6}",
+            f"{'peak MiB':>9} {'+MiB':>7} {'TFLOP/s':>8} {'MFU':>6}",
         ]
         for key, r in s["paths"].items():
             mem = _fmt(r.get("peak_memory_mib"), ".0f", "-")
+            growth = _fmt(r.get("memory_growth_mib"), ".0f", "-")
             mfu = _fmt(r["mfu"] and 100 * r["mfu"], ".1f") + ("%" if r["mfu"] else "")
             lines.append(
                 f"  {labels[key]:<{width}} {r['ms_per_step']:>8.1f} "
                 f"{r['samples_per_s']:>10.1f} {r['speedup_vs_plain']:>7.2f}x {mem:>9} "
-                f"{r['tflops_per_s']:>8.3f} {mfu:>6}"
+                f"{growth:>7} {r['tflops_per_s']:>8.3f} {mfu:>6}"
+            )
+        rounds = s["paths"]["fast"].get("speedup_per_round") or []
+        if rounds:
+            lines.append(
+                "  fast vs plain per round: "
+                + " ".join(f"{x:.2f}x" for x in rounds)
+                + f" (min {min(rounds):.2f}x, max {max(rounds):.2f}x)"
             )
         mem_kind = s["paths"]["plain"]["memory_kind"] + (
             f", includes {s['staged_batches_mib']:.0f} MiB of staged batches"
@@ -798,7 +890,8 @@ def format_table(result: dict[str, Any]) -> str:
             if r["peak_tflops"]
         }
         lines.append(
-            f"  peak memory: {mem_kind}; MFU: counted FLOP/s over the dense peak of "
+            f"  peak memory: {mem_kind}, during the path's build and warm-up; +MiB: its "
+            "growth over the memory in use before; MFU: counted FLOP/s over the dense peak of "
             "each path's precision, "
             + (", ".join(sorted(peaks)) if peaks else "n/a (unknown device peak: --peak-tflops)")
         )
@@ -864,6 +957,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=BenchOptions.staged_batches,
         help="distinct batches kept on the device for the step loops",
     )
+    parser.add_argument(
+        "--rounds",
+        type=positive_int,
+        default=BenchOptions.rounds,
+        help="alternating plain/fast blocks the timed steps are split into (noise shows as "
+        "the spread of the per-round speedups)",
+    )
     parser.add_argument("--only", choices=["data", "step"], help="run one half")
     parser.add_argument(
         "--threads",
@@ -875,7 +975,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--make-episodes",
         type=Path,
         metavar="DIR",
-        help="first write random 480x640 episodes to DIR and benchmark them",
+        help="first write random episodes to DIR (--image-size) and benchmark them",
+    )
+    parser.add_argument(
+        "--image-size",
+        type=positive_int,
+        nargs=2,
+        default=[480, 640],
+        metavar=("H", "W"),
+        help="with --make-episodes: the camera's height and width (default 480 640; "
+        "240 320 makes CPU runs of the paper's model quick)",
     )
     parser.add_argument("--episodes", type=int, default=4, help="with --make-episodes")
     parser.add_argument("--length", type=int, default=50, help="with --make-episodes")
@@ -888,9 +997,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.make_episodes is not None:
         t0 = time.perf_counter()
         cams = ("top",)
-        make_episodes(args.make_episodes, args.episodes, args.length, camera_names=cams)
+        h, w = args.image_size
+        make_episodes(args.make_episodes, args.episodes, args.length, h, w, camera_names=cams)
         print(
-            f"episodes: {args.episodes} x {args.length} steps of 480x640 in "
+            f"episodes: {args.episodes} x {args.length} steps of {h}x{w} in "
             f"{args.make_episodes} ({time.perf_counter() - t0:.1f} s)",
             file=sys.stderr,
         )
@@ -908,6 +1018,7 @@ def main(argv: list[str] | None = None) -> int:
         staged_batches=args.staged_batches,
         only=args.only,
         threads=args.threads,
+        rounds=args.rounds,
     )
     try:
         result = run_benchmark(overrides, opts)

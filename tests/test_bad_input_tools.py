@@ -67,16 +67,9 @@ COMPOSE = [
         ["data.camera_names=top", "not a ListConfig"],
     ),
     Case(
-        "plot_lr_unknown_key",
-        "act_hydra.plot_lr",
-        lambda w: ["training.nokey=1", "-o", str(w / "lr3.png")],
-        2,
-        ["training.nokey", "not in 'TrainingConfig'"],
-    ),
-    Case(
         "plot_lr_unknown_option",
         "act_hydra.plot_lr",
-        lambda w: ["scheduler=linear", "-o", str(w / "lr4.png")],
+        lambda w: ["scheduler=linear", "-o", str(w / "lr3.png")],
         2,
         ["scheduler/linear", "cosine", "none"],
     ),
@@ -163,6 +156,14 @@ OUTPUTS = [
         lambda w: ["scheduler=cosine", "scheduler.warmup_steps=100", "-o", str(w / "lr.svg")],
         0,
         ["wrote", "end of warmup"],
+    ),
+    Case(
+        "osmo_sweep_into_a_folder",
+        "act_hydra.osmo.cli",
+        lambda w: ["training.lr=1e-4", "-o", str(w / "sweeps")],
+        2,
+        ["-o", "is a folder", "<name>.yaml"],
+        one_line=True,
     ),
     Case(
         "benchmark_zero_threads",

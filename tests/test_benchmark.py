@@ -8,12 +8,15 @@ import math
 import pytest
 import torch
 
+from act_hydra import fast_path
+from act_hydra.compose import compose_train_config, to_train_config
 from act_hydra.data import EpisodeDataset, compute_norm_stats, scan_dataset
 from benchmarks.benchmark import (
     BenchOptions,
     NaiveEpisodeReader,
     _flop_rates,
     compare_losses,
+    default_fast_precision,
     format_table,
     main,
     make_episodes,
@@ -29,7 +32,10 @@ def _tiny(*extra: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def result():
-    return run_benchmark(_tiny(), BenchOptions(steps=1, warmup=1, data_batches=2))
+    # fp32 pinned: on a CPU with native bf16 the fast path would otherwise be bf16.
+    return run_benchmark(
+        _tiny("training.precision=fp32"), BenchOptions(steps=2, warmup=1, data_batches=2)
+    )
 
 
 def test_result_has_every_field_with_sane_values(result):
@@ -52,18 +58,22 @@ def test_result_has_every_field_with_sane_values(result):
     assert set(step["paths"]) == {"plain", "fast", "fast_loader"}
     for r in step["paths"].values():
         assert r["ms_per_step"] > 0 and r["samples_per_s"] > 0 and r["tflops_per_s"] > 0
-        assert r["timed_steps"] == 1 and r["speedup_vs_plain"] > 0
+        assert r["timed_steps"] == 2 and r["speedup_vs_plain"] > 0
         assert r["mfu"] is None and r["peak_tflops"] is None  # CPU, no --peak-tflops
     for key in ("plain", "fast"):
         assert step["paths"][key]["peak_memory_mib"] > 0
         assert step["paths"][key]["memory_kind"].startswith("CPU peak RSS")
+        assert step["paths"][key]["memory_growth_mib"] >= 0
     assert step["paths"]["plain"]["precision"] == "fp32"
-    assert step["paths"]["fast"]["precision"] == "fp32"  # bf16 is the default on CUDA only
+    assert step["paths"]["fast"]["precision"] == "fp32"
+    # The timed steps alternate between the paths, one block per path and round.
+    assert step["rounds"] == 2 and len(step["paths"]["fast"]["speedup_per_round"]) == 2
+    assert step["fast_path"]["precision"] == "fp32" and step["fast_path"]["device"] == "cpu"
     assert step["paths"]["fast_loader"]["data_wait_ms_per_step"] >= 0
 
     check = step["loss_check"]
-    assert check["steps"] == 2  # warm-up + timed
-    assert len(check["plain"]) == len(check["fast"]) == 2
+    assert check["steps"] == 3  # warm-up + timed
+    assert len(check["plain"]) == len(check["fast"]) == 3
     assert all(math.isfinite(v) for v in check["plain"] + check["fast"])
     assert check["finite"]
     # On CPU both paths are fp32 eager with the same optimizer: same losses up to rounding.
@@ -74,6 +84,7 @@ def test_result_has_every_field_with_sane_values(result):
         "naive: reopen HDF5 per sample",
         "plain fp32 eager",
         "fast:",
+        "per round",
         "loss check",
         "MFU",
         "n/a",
@@ -89,6 +100,16 @@ def test_mfu_with_a_given_peak(result):
     assert "%" in format_table(
         {**result, "step": {**result["step"], "paths": {**result["step"]["paths"], "fast": r}}}
     )
+
+
+def test_fast_precision_follows_the_device(monkeypatch):
+    cfg = to_train_config(compose_train_config(_tiny()))
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(fast_path, "cpu_has_native_bf16", lambda: True)
+    assert default_fast_precision(cfg.training, cpu, None) == "bf16"
+    monkeypatch.setattr(fast_path, "cpu_has_native_bf16", lambda: False)
+    assert default_fast_precision(cfg.training, cpu, None) == "fp32"
+    assert default_fast_precision(cfg.training, cpu, "bf16") == "bf16"
 
 
 def test_loss_comparison():

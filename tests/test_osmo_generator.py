@@ -16,6 +16,8 @@ from hydra._internal.utils import create_config_search_path
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn, JobStatus
+from hydra.types import RunMode
+from omegaconf import OmegaConf
 
 import act_hydra.config  # noqa: F401  (registers the schema Hydra composes)
 from act_hydra.compose import compose_train_config
@@ -172,7 +174,7 @@ def cli_runs(tmp_path_factory):
     task = build_workflow(plan.osmo, plan.jobs)["workflow"]["tasks"][TASK_INDEX]
     assert task["name"] == "run-002" and task["command"] == ["python"]
     assert task["args"][:2] == ["-m", "act_hydra.train"]
-    task_args = [a.replace("{{output}}", str(output)) for a in task["args"][2:]]
+    task_args = _task_args(output)
     multirun_args = [
         "--multirun",
         *CHEAP_SWEEP,
@@ -184,6 +186,13 @@ def cli_runs(tmp_path_factory):
     assert "EXIT CODES" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-2000:]
     codes = json.loads(proc.stdout.split("EXIT CODES", 1)[1])
     return plan, sweep_dir, output, codes, proc.stdout + proc.stderr
+
+
+def _task_args(output: Path) -> list[str]:
+    """act-train's arguments in the generated task run-002, its output folder filled in."""
+    plan = expand_sweep(CHEAP_SWEEP)
+    task = build_workflow(plan.osmo, plan.jobs)["workflow"]["tasks"][TASK_INDEX]
+    return [a.replace("{{output}}", str(output)) for a in task["args"][2:]]
 
 
 def _no_summary_plot() -> list[str]:
@@ -217,13 +226,17 @@ def test_a_generated_task_runs_locally_with_the_multirun_jobs_config(cli_runs):
     # run exits 2 on the bad resume path, where a multirun job records it and the sweep exits 0
     assert codes[1] == 2, log[-3000:]
     assert "training.resume='/nonexistent/last.pt' is invalid" in log
-    local = output / "run-002" / ".hydra"
-    assert yaml.safe_load((local / "hydra.yaml").read_text())["hydra"]["mode"] == "RUN"
+    # A refused run records no config (.hydra/ is written once a run's checks pass), so the
+    # task's config is composed from its arguments, as its CLI run composed it.
+    assert not (output / "run-002" / ".hydra").exists()
+    task_overrides = [a for a in _task_args(output) if not a.startswith("hydra.run.dir=")]
+    local = compose_train_config(task_overrides, return_hydra_config=True)
+    assert local.hydra.mode == RunMode.RUN
     remote = _job_dirs(sweep_dir)[TASK_INDEX] / ".hydra"
-    assert yaml.safe_load((local / "config.yaml").read_text()) == yaml.safe_load(
-        (remote / "config.yaml").read_text()
-    )
-    assert yaml.safe_load((local / "overrides.yaml").read_text()) == yaml.safe_load(
+    local_job = yaml.safe_load(OmegaConf.to_yaml(local))
+    del local_job["hydra"]
+    assert local_job == yaml.safe_load((remote / "config.yaml").read_text())
+    assert list(local.hydra.overrides.task) == yaml.safe_load(
         (remote / "overrides.yaml").read_text()
     )
 

@@ -12,15 +12,17 @@ Every job is composed and validated, and the file checked with the offline OSMO 
 anything is written.
 
 Exit status (:mod:`act_hydra.errors`): EXIT_OK written (and submitted) or every checked file
-passes; EXIT_BAD_INPUT invalid overrides or settings (nothing written) or a checked file breaks
-an OSMO rule; EXIT_UNEXPECTED the osmo CLI failed to submit; EXIT_NO_OSMO (127, the shell's
-"command not found") ``--submit`` without the osmo CLI installed: the files are written and the
-message says how to submit them by hand.
+passes; EXIT_BAD_INPUT invalid overrides or settings, -o names a folder or a place this user
+may not write (nothing written), or a checked file breaks an OSMO rule; EXIT_IO_ERROR writing
+failed otherwise, e.g. a full disk (each file is whole or absent); EXIT_UNEXPECTED the osmo CLI
+failed to submit; EXIT_NO_OSMO (127, the shell's "command not found") ``--submit`` without the
+osmo CLI installed: the files are written and the message says how to submit them by hand.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import shlex
 import shutil
 import subprocess
@@ -28,12 +30,20 @@ import sys
 from pathlib import Path
 
 from act_hydra import atomic
-from act_hydra.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_UNEXPECTED, ActHydraError
+from act_hydra.cli_args import check_not_a_folder
+from act_hydra.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_IO_ERROR,
+    EXIT_OK,
+    EXIT_UNEXPECTED,
+    ActHydraError,
+)
 from act_hydra.osmo.sweep import expand_sweep
 from act_hydra.osmo.validate import main_check, validate_workflow_text
 from act_hydra.osmo.workflow import part_paths, render_workflows
 
 DEFAULT_OUTPUT = "osmo/osmo-workflow-sweep.yaml"
+NOT_PERMITTED = (errno.EACCES, errno.EPERM, errno.EROFS)
 EXIT_NO_OSMO = 127  # the shell's "command not found"; act_hydra.errors has no such code
 
 
@@ -106,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         return main_check(args.check)
     try:
+        check_not_a_folder(Path(args.output), "-o", ".yaml")
         plan = expand_sweep(args.overrides)
         texts = render_workflows(plan.osmo, plan.jobs, args.overrides)
     except ActHydraError as err:
@@ -126,8 +137,17 @@ def main(argv: list[str] | None = None) -> int:
         )
         return EXIT_BAD_INPUT
 
-    for path, text in zip(paths, texts):
-        atomic.write_text(path, text)
+    try:
+        for path, text in zip(paths, texts):
+            atomic.write_text(path, text)
+    except OSError as err:
+        print(
+            f"error: could not write {args.output} ({err.strerror or err}); each workflow "
+            "file is whole or absent. Fix: pass -o <a writable folder>/<name>.yaml.",
+            file=sys.stderr,
+        )
+        # A folder the user may not write into is their mistake; a full disk is not.
+        return EXIT_BAD_INPUT if err.errno in NOT_PERMITTED else EXIT_IO_ERROR
     n_jobs = len(plan.jobs)
     where = paths[0] if len(paths) == 1 else f"{len(paths)} files: " + ", ".join(map(str, paths))
     print(

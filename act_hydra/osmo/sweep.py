@@ -112,8 +112,8 @@ def substitute_tokens(text: str) -> str:
 
 def _hydra_message(err: BaseException) -> str:
     return (
-        f"{hydra_error_message(err)}\n{COMPOSITION_FIX[:-2]}; the osmo.* settings are in "
-        "conf/osmo/default.yaml)."
+        f"{hydra_error_message(err)}\n{COMPOSITION_FIX} The osmo.* settings are listed in "
+        "conf/osmo/default.yaml."
     )
 
 
