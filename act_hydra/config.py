@@ -212,6 +212,8 @@ class TrainingConfig:
     # Backbone convolutions in NHWC (channels-last); null: per device (on for CUDA, off on CPU).
     channels_last: Optional[bool] = None
     compile: bool = False  # torch.compile the model the step calls (pays off on long GPU runs)
+    # torch intra-op threads on the CPU (0: torch's default, one per core; a sweep job's share).
+    num_threads: int = 0
     resume: str = "auto"  # auto: continue this run dir | never: refuse a used one | a .pt path
     # Closed-loop success rate in the simulator every N updates (0: off), over this many
     # seeded episodes, logged as eval/success_rate.

@@ -42,13 +42,12 @@ from act_hydra.compose import CONF_DIR
 from act_hydra.config import EvalConfig, EvalSettings, LoggerConfig, ModelConfig
 from act_hydra.envs import EnvSpec
 from act_hydra.errors import (
-    EXIT_BAD_INPUT,
-    EXIT_UNEXPECTED,
     ActHydraError,
     CheckpointError,
     ConfigError,
     RunIOError,
 )
+from act_hydra.hydra_app import mark_composed, run_hydra_app
 from act_hydra.model import ACTPolicy
 from act_hydra.rollout import RolloutResult, evaluate_policy
 from act_hydra.run_dir import check_writable
@@ -285,11 +284,10 @@ class EvalPreflight(Callback):
     the output folder are checked after composition and before Hydra creates the output folder
     (which is named after the checkpoint): a mistyped path leaves nothing on disk."""
 
-    ran = False  # composition succeeded: a later exit 1 is not Hydra's composition error
     loaded: Loaded | None = None  # handed to the task function, which runs next
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        EvalPreflight.ran = True
+        mark_composed()
         try:
             settings = OmegaConf.to_object(config.eval)
             EvalPreflight.loaded = prepare(EvalConfig(config.checkpoint, settings))
@@ -300,7 +298,7 @@ class EvalPreflight(Callback):
             sys.exit(err.exit_code)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        EvalPreflight.ran = True  # composed; each job checks its own settings (run_eval)
+        mark_composed()  # each job checks its own settings (run_eval)
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="eval")
@@ -322,14 +320,8 @@ def run(dcfg: DictConfig) -> float:
 
 
 def main() -> None:
-    """act-eval. Hydra exits 1 for its own errors (a wrong type, an unknown key): those are bad
-    input, so they exit 2 like every rule EvalPreflight checks."""
-    try:
-        run()
-    except SystemExit as exit_:
-        if exit_.code == EXIT_UNEXPECTED and not EvalPreflight.ran:
-            sys.exit(EXIT_BAD_INPUT)
-        raise
+    """act-eval (Hydra's composition errors exit 2: act_hydra/hydra_app.py)."""
+    run_hydra_app(run)
 
 
 if __name__ == "__main__":

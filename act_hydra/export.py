@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from act_hydra.errors import EXIT_BAD_INPUT, ActHydraError, ConfigError, DatasetError
+from act_hydra.errors import ActHydraError, ConfigError, DatasetError
 
 log = logging.getLogger("act_hydra.export")
 
@@ -91,10 +91,13 @@ def parse(argv: list[str]):
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from act_hydra.compose import CONF_DIR
+    from act_hydra.compose import COMPOSITION_ERRORS, CONF_DIR, composition_error
 
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return OmegaConf.to_object(compose("export", overrides=argv))
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            return OmegaConf.to_object(compose("export", overrides=argv))
+    except COMPOSITION_ERRORS as err:  # Hydra's override grammar, unknown keys, wrong types
+        raise composition_error(err) from err
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,10 +108,6 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         cfg = parse(argv)
-    except Exception as err:  # Hydra's override grammar, unknown keys, wrong types
-        log.error("%s (exit code %d)", err, EXIT_BAD_INPUT)
-        return EXIT_BAD_INPUT
-    try:
         files = run_export(cfg.checkpoint, cfg.out, cfg.image_size)
     except ActHydraError as err:
         log.error("%s (exit code %d)", err, err.exit_code)

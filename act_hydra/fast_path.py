@@ -3,13 +3,16 @@
 ``resolve_fast_path`` turns ``training.precision``, ``training.channels_last`` and
 ``training.compile`` into what the step actually runs with. ``auto`` and ``null`` pick the
 per-device default; an explicit value always wins, with a warning where the hardware makes it
-slow. The defaults come from measurements (README, "Fast path"), not from what should help:
+slow. The CPU defaults come from side-by-side measurements (README, "The fast path, per
+device"), not from what should help:
 
 - CUDA: fp32 (bf16 on request), channels-last convolutions, fused AdamW.
 - CPU: bf16 autocast only where the CPU computes bf16 natively (AVX512-BF16 or AMX); without
-  it every bf16 op converts to and from fp32 and the step gets slower, not faster. Channels-last
-  stays off: on the measured CPUs it did not pay for the layout conversions.
-- compile: off by default everywhere; it pays only on long runs.
+  it every bf16 op converts to and from fp32 and the step got 2-3x slower, not faster.
+  Channels-last stays off: it was no faster for the paper's model and slower for the small one
+  with one thread per core.
+- compile: off everywhere; on a 2-core CPU the compiled step of the small model was slower
+  than eager, after a compilation of minutes.
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ class FastPath:
     compile: bool
     fused_adamw: bool
     native_bf16: bool  # the device computes bf16 natively (CUDA: torch.cuda.is_bf16_supported)
+    cpu_threads: int  # torch intra-op threads of this process
 
     def as_dict(self) -> dict[str, object]:
         return {**asdict(self), "precision": str(self.precision)}
@@ -69,7 +73,8 @@ class FastPath:
         return (
             f"fast path on {self.device}: precision {self.precision}, "
             f"channels_last {self.channels_last}, compile {self.compile}, "
-            f"fused AdamW {self.fused_adamw} (native bf16: {self.native_bf16})"
+            f"fused AdamW {self.fused_adamw}, {self.cpu_threads} CPU threads "
+            f"(native bf16: {self.native_bf16})"
         )
 
 
@@ -102,6 +107,7 @@ def resolve_fast_path(t: TrainingConfig, device: torch.device, warn: bool = True
         # One fused kernel for the whole update instead of several per parameter (CUDA only).
         fused_adamw=device.type == "cuda",
         native_bf16=bf16_native,
+        cpu_threads=torch.get_num_threads(),
     )
 
 

@@ -24,13 +24,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from act_hydra import atomic
 from act_hydra.errors import EXIT_BAD_INPUT, ConfigError
+from act_hydra.hydra_app import mark_composed
 
 LOCK_NAME = ".run.lock"
 _held: list[Any] = []  # open lock files: the lock lasts as long as this process
-
-# Hydra exits 1 both for its own composition errors and for failures after composition; the
-# training CLI maps the first kind to exit 2 (bad input). This is set once composition is done.
-composed = False
 
 
 def check_writable(run_dir: Path, key: str = "hydra.run.dir") -> None:
@@ -102,8 +99,7 @@ class RunDirGuard(Callback):
         self._guard(config.hydra.sweep.dir, "hydra.sweep.dir")
 
     def _guard(self, value: Any, key: str) -> None:
-        global composed
-        composed = True
+        mark_composed()
         if int(os.environ.get("RANK", "0")) != 0:
             return  # DDP: rank 0 holds the folder for every rank
         try:

@@ -55,7 +55,6 @@ from act_hydra.distributed import (
 )
 from act_hydra.envs import EnvSpec
 from act_hydra.errors import (
-    EXIT_BAD_INPUT,
     EXIT_INTERRUPTED,
     EXIT_UNEXPECTED,
     ActHydraError,
@@ -63,6 +62,7 @@ from act_hydra.errors import (
     Preempted,
     RunIOError,
 )
+from act_hydra.hydra_app import run_hydra_app
 from act_hydra.model import ACTPolicy, count_trainable_parameters
 from act_hydra.resume import AlreadyComplete, load_resume_checkpoint
 from act_hydra.rollout import evaluate_policy
@@ -269,7 +269,9 @@ def setup_device(cfg: TrainConfig, dist_info: DistInfo, job: JobContext) -> torc
         device = torch.device("cuda", dist_info.local_rank)
     else:
         device = pick_device(cfg.training.device, job.job_num)
-    if job.in_sweep and device.type == "cpu":
+    if device.type == "cpu" and cfg.training.num_threads > 0:
+        torch.set_num_threads(cfg.training.num_threads)  # explicit: wins over a sweep's share
+    elif job.in_sweep and device.type == "cpu":
         # Parallel sweep jobs share the CPU: give each a fair share of threads.
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // job.n_parallel_jobs))
     if cfg.training.precision == Precision.tf32:
@@ -488,14 +490,8 @@ def main(dcfg: DictConfig) -> float | None:
 
 
 def cli() -> None:
-    """act-train. Hydra exits 1 for its own errors (a wrong type, an unknown key or option):
-    those are bad input, so they exit 2 like every other rule the config breaks."""
-    try:
-        main()
-    except SystemExit as exit_:
-        if exit_.code == EXIT_UNEXPECTED and not run_folder.composed:
-            sys.exit(EXIT_BAD_INPUT)
-        raise
+    """act-train (Hydra's composition errors exit 2: act_hydra/hydra_app.py)."""
+    run_hydra_app(main)
 
 
 if __name__ == "__main__":

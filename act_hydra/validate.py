@@ -113,6 +113,13 @@ def check_training(problems: Problems, t: TrainingConfig, d: DataConfig) -> None
         )
     check_device(problems, "training.device", t.device)
     problems.check(
+        t.num_threads >= 0,
+        "training.num_threads",
+        t.num_threads,
+        "it must be >= 0 (0: torch's default, one thread per core)",
+        "pass training.num_threads=1",
+    )
+    problems.check(
         t.resume.strip() != "",
         "training.resume",
         t.resume,

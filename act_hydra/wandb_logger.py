@@ -139,8 +139,8 @@ def check_wandb_ready(cfg: LoggerConfig) -> None:
         )
     for key, problem in _settings_problems(cfg):
         raise ConfigError(
-            f"{key} is invalid for W&B: {problem.rstrip('.')}. Fix: pass a valid {key} (or logger=none); "
-            "wandb would refuse it at start-up and the run would go untracked."
+            f"{key} is invalid for W&B: {problem.rstrip('.')}. Fix: pass a valid {key} (or "
+            "logger=none); wandb would refuse it at start-up and the run would go untracked."
         )
     if cfg.mode != "online":
         return

@@ -164,7 +164,7 @@ def check_dataset(lerobot_python: str, work: Path) -> dict:
     info = json.loads((root / "meta/info.json").read_text())
     codec = info["features"]["observation.images.top"].get("info", {}).get("video.codec")
     fixture = write_lerobot_dataset(work / "fixture_dataset", lengths=LENGTHS, size=(H, W))
-    data = DataConfig(lerobot=LeRobotConfig(root=str(root)), camera_names=["top"])
+    data = DataConfig(dataset_dir=str(root), lerobot=LeRobotConfig(), camera_names=["top"])
     converted = ensure_lerobot_dataset(data, cache_root=work / "cache")
     ours = scan_dataset(converted, ["top"])
     state, action, top = [], [], []

@@ -53,6 +53,10 @@ def test_run_directory_contract(default_run):
     assert summary["best_val_loss"] == pytest.approx(best["val/loss"])
     assert summary["best_val_step"] == best["step"]
     assert summary["wall_time_s"] > 0
+    # What the step ran with, resolved for the device, in the summary and the log.
+    assert summary["fast_path"]["device"] == "cpu" and not summary["fast_path"]["compile"]
+    assert summary["fast_path"]["precision"] in ("fp32", "bf16")  # bf16: a native-bf16 CPU
+    assert "fast path on cpu: precision" in (default_run / "train.log").read_text()
 
     last = torch.load(default_run / "checkpoints/last.pt", weights_only=False)
     assert last["step"] == 4

@@ -16,6 +16,7 @@ from act_hydra.config import Precision
 from act_hydra.fast_path import resolve_fast_path
 from act_hydra.model import ACTPolicy
 from act_hydra.train_state import TrainState
+from act_hydra.validate import collect_problems
 from tests.helpers import TINY
 
 CPU = torch.device("cpu")
@@ -84,6 +85,13 @@ def test_tf32_on_cpu_says_it_changes_nothing(caplog):
     with caplog.at_level(logging.WARNING, logger="act_hydra.fast_path"):
         chosen = resolve_fast_path(_cfg("training.precision=tf32").training, CPU)
     assert chosen.precision == Precision.tf32 and "changes nothing on a CPU" in caplog.text
+
+
+def test_num_threads_is_checked_and_recorded():
+    assert any(
+        "training.num_threads=-1" in x for x in collect_problems(_cfg("training.num_threads=-1"))
+    )
+    assert resolve_fast_path(_cfg().training, CPU).cpu_threads == torch.get_num_threads()
 
 
 def _losses(cfg, policy0: ACTPolicy, batches, steps: int = 2) -> list[float]:

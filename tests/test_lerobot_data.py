@@ -22,7 +22,7 @@ from tests.lerobot_fixture import frame_value, state_action, write_lerobot_datas
 
 
 def convert(tmp_path, root, cameras=("top",), **options):
-    data = DataConfig(lerobot=LeRobotConfig(root=str(root), **options), camera_names=cameras)
+    data = DataConfig(dataset_dir=str(root), lerobot=LeRobotConfig(**options), camera_names=cameras)
     return ensure_lerobot_dataset(data, cache_root=tmp_path / "cache")
 
 
@@ -84,7 +84,7 @@ def test_train_cli_refuses_bad_dataset_before_training(tmp_path):
     assert not (tmp_path / "run/checkpoints").exists()
 
 
-def test_root_is_required(compose_train):
+def test_the_dataset_folder_is_required(compose_train):
     from act_hydra.config import TrainConfig
     from act_hydra.errors import ConfigError
     from act_hydra.validate import validate_config
