@@ -229,3 +229,28 @@ def test_unwritable_run_dir(compose_train, tmp_path, caplog):
     code, message = run_in_process(compose_train, blocker / "run", [])
     assert code == EXIT_BAD_INPUT
     assert "hydra.run.dir=" in message and "must be writable" in message
+
+
+def test_each_fix_for_missing_imagenet_weights_works_as_written(tmp_path, monkeypatch):
+    from act_hydra.backbone import (
+        ALLOW_DOWNLOAD_ENV,
+        BackboneWeightsError,
+        check_imagenet_weights_available,
+    )
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.delenv(ALLOW_DOWNLOAD_ENV, raising=False)
+    with pytest.raises(BackboneWeightsError) as err:
+        check_imagenet_weights_available("resnet18")
+    message = str(err.value)
+    assert "model.pretrained_backbone=false" in message
+    # the download switch, as written
+    monkeypatch.setenv(ALLOW_DOWNLOAD_ENV, "1")
+    check_imagenet_weights_available("resnet18")
+    monkeypatch.delenv(ALLOW_DOWNLOAD_ENV)
+    # the file at the path the message names, under $TORCH_HOME/hub/checkpoints/
+    path = Path(message.split("looks for them at ", 1)[1].split(" ", 1)[0])
+    assert path.parent == tmp_path / "hub" / "checkpoints"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"")
+    check_imagenet_weights_available("resnet18")

@@ -210,7 +210,7 @@ def _digest(run_dir: Path) -> dict[str, str]:
         (["training.num_steps=1"], EXIT_BAD_INPUT, ["already done 2 updates"]),
         (["training.num_steps=2", "training.lr=5e-4"], EXIT_BAD_INPUT, ["training.lr: 0.0001"]),
         # A genuine resume (2 of 4 done) may not change the trajectory either.
-        (["training.num_steps=4", "training.seed=3"], EXIT_BAD_INPUT, ["training.seed: 0 -> 3"]),
+        (["training.num_steps=4", "training.lr=5e-4"], EXIT_BAD_INPUT, ["training.lr: 0.0001"]),
         (["training.num_steps=4", "model.dim_model=64"], EXIT_BAD_INPUT, ["model.dim_model: 32"]),
         (["training.num_steps=4", "data.synthetic.seed=5"], EXIT_BAD_INPUT, ["data.synthetic"]),
         (["training.resume=never"], EXIT_BAD_INPUT, ["training.resume=never", "would overwrite"]),
@@ -219,7 +219,7 @@ def _digest(run_dir: Path) -> dict[str, str]:
         "same_config",
         "fewer_steps",
         "changed_lr",
-        "resume_changed_seed",
+        "resume_changed_lr",
         "resume_changed_model",
         "resume_changed_data",
         "resume_never",

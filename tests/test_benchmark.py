@@ -20,6 +20,7 @@ from benchmarks.benchmark import (
     format_table,
     main,
     make_episodes,
+    parse_args,
     peak_tflops,
     run_benchmark,
 )
@@ -175,6 +176,12 @@ def test_cli_makes_episodes_and_writes_json(tmp_path, capsys):
     before = (tmp_path / "eps" / "episode_0.hdf5").stat().st_mtime_ns
     make_episodes(tmp_path / "eps", 2, 3)
     assert (tmp_path / "eps" / "episode_0.hdf5").stat().st_mtime_ns == before
+
+
+def test_reduced_image_size_and_rounds_options():
+    args = parse_args(["--make-episodes", "eps", "--image-size", "240", "320", "--rounds", "3"])
+    assert args.image_size == [240, 320] and args.rounds == 3
+    assert parse_args([]).image_size == [480, 640]
 
 
 def test_bad_input_exits_2(capsys):
