@@ -21,10 +21,10 @@ is the completed job with the lowest best validation loss.
 Files written into DIR: ``sweep_summary.csv``, ``sweep_summary.md`` and ``sweep_val_loss.png``
 (every job's validation-loss curve from its ``metrics.jsonl``).
 
-:class:`SweepSummaryCallback` (registered under ``hydra.callbacks`` in conf/train.yaml) builds
-the summary at the end of every ``--multirun``, prints it, and then makes the sweep's exit
-status non-zero when a job did not complete: a sweep job records its failure and returns, so
-without this the sweep would exit 0.
+``act_hydra.sweep_callback.SweepSummaryCallback`` (registered under ``hydra.callbacks`` in
+conf/train.yaml) builds the summary at the end of every ``--multirun``, prints it, and then
+makes the sweep's exit status non-zero when a job did not complete: a sweep job records its
+failure and returns, so without this the sweep would exit 0.
 
 ``act-sweep-summary DIR`` (``python -m act_hydra.sweep_summary_cli DIR``) rebuilds it later,
 also from downloaded OSMO outputs: ``--rank-by``, ``--expected-jobs N`` (jobs 0..N-1 without a
@@ -43,17 +43,15 @@ import logging
 import math
 import os
 import re
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
-from hydra.experimental.callback import Callback
 
 from act_hydra import atomic
-from act_hydra.errors import EXIT_UNEXPECTED, ActHydraError, BadInputError, RunIOError
+from act_hydra.errors import BadInputError, RunIOError
 from act_hydra.tracking import read_metrics
 
 log = logging.getLogger(__name__)
@@ -150,7 +148,7 @@ class SweepSummary:
             self.rank_by,
             f"best val loss {_fmt(winner.best_val_loss)} at step {_fmt(winner.best_val_step)}",
         )
-        return f"{text}; winner: {_job_label(winner)} ({_overrides_text(winner)}), {what}"
+        return f"{text}; winner: {job_label(winner)} ({overrides_text(winner)}), {what}"
 
     def markdown(self) -> str:
         return render_markdown(self)
@@ -332,11 +330,11 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
-def _job_label(row: JobRow) -> str:
+def job_label(row: JobRow) -> str:
     return f"job {row.job}" if row.job is not None else f"run {row.run_dir.name}"
 
 
-def _overrides_text(row: JobRow) -> str:
+def overrides_text(row: JobRow) -> str:
     if row.overrides is None:
         return "-"
     return " ".join(row.varying) or ("(no overrides)" if not row.overrides else "(common only)")
@@ -363,7 +361,7 @@ def _columns(summary: SweepSummary) -> list[tuple[str, Any]]:
         cols.append(("run dir", lambda r: _relative(r.run_dir, summary.root)))
     cols += [
         ("winner", lambda r: "*" if r.winner else ""),
-        ("overrides", _overrides_text),
+        ("overrides", overrides_text),
         ("status", lambda r: r.status),
         ("best val loss", lambda r: _fmt(r.best_val_loss)),
         ("best step", lambda r: _fmt(r.best_val_step)),
@@ -468,7 +466,7 @@ def plot_val_loss(summary: SweepSummary) -> bytes:
         steps = [s for s, _ in r.val_curve]
         losses = [v for _, v in r.val_curve]
         finite_values += [v for v in losses if math.isfinite(v)]
-        label = f"{_job_label(r)}: {_overrides_text(r)}"
+        label = f"{job_label(r)}: {overrides_text(r)}"
         if not r.ok:
             label += f" [{r.status}]"
         ax.plot(
@@ -547,79 +545,3 @@ def write_files(out: Path, files: dict[str, bytes], root: Path) -> None:
             "directories are intact and each summary file is whole or absent. Fix: free disk "
             f"space, or write it elsewhere: act-sweep-summary {root} --out <a writable folder>."
         ) from err
-
-
-def failure_message(summary: SweepSummary) -> str:
-    bad = summary.not_completed
-    lines = [
-        f"{len(bad)} of {len(summary.rows)} sweep jobs did not complete "
-        f"(table: {summary.root / MD_NAME}):"
-    ]
-    for r in bad:
-        reason = f": {' '.join(r.error.split())}" if r.error else ""
-        lines.append(
-            f"  {_job_label(r)} [{_overrides_text(r)}] {r.status}{reason} (run dir {r.run_dir})"
-        )
-    return "\n".join(lines)
-
-
-class SweepFailed(SystemExit):
-    """Ends a multirun with exit status 1 after its summary is written (``code`` 2: the sweep
-    ran no job; 4: the summary could not be written).
-
-    A SystemExit on purpose: Hydra 1.3 turns an ``Exception`` raised by a callback into a
-    warning (``hydra._internal.callbacks.Callbacks._notify``), which would let the sweep exit 0.
-    """
-
-    def __init__(self, message: str, failed: Sequence[JobRow] = (), code: int = EXIT_UNEXPECTED):
-        super().__init__(code)
-        self.message = message
-        self.failed = list(failed)
-
-    def __str__(self) -> str:
-        return self.message
-
-
-class SweepSummaryCallback(Callback):
-    """``hydra.callbacks.sweep_summary`` in conf/train.yaml: at the end of a --multirun, write
-    and print the summary of ``hydra.sweep.dir``; exit with status 1 if a job did not
-    complete (``fail_on_error``)."""
-
-    def __init__(
-        self, rank_by: str = "val_loss", fail_on_error: bool = True, plot: bool = True
-    ) -> None:
-        if rank_by not in RANK_BY:
-            raise ValueError(
-                f"hydra.callbacks.sweep_summary.rank_by={rank_by!r} is invalid: "
-                f"it must be one of {list(RANK_BY)}. Fix: pass "
-                "hydra.callbacks.sweep_summary.rank_by=val_loss."
-            )
-        self.rank_by = rank_by
-        self.fail_on_error = fail_on_error
-        self.plot = plot
-
-    def on_multirun_end(self, config, **kwargs: Any) -> None:
-        sweep_dir = Path(str(config.hydra.sweep.dir))
-        try:
-            summary = summarize_sweep(sweep_dir, rank_by=self.rank_by, plot=self.plot)
-        except ActHydraError as err:  # no job ran, or the files could not be written
-            print(f"error: {err}", file=sys.stderr, flush=True)
-            raise SweepFailed(str(err), code=err.exit_code) from err
-        except Exception as err:
-            # Without a summary we cannot say whether the jobs completed: fail loudly.
-            message = (
-                f"could not build the sweep summary of {sweep_dir} "
-                f"({type(err).__name__}: {err}). Rebuild it with: "
-                f"act-sweep-summary {sweep_dir}"
-            )
-            log.exception("sweep summary failed")
-            print(message, file=sys.stderr, flush=True)
-            raise SweepFailed(message) from err
-        print("\n" + render_markdown(summary), flush=True)
-        print("written: " + ", ".join(str(p) for p in summary.files), flush=True)
-        if self.fail_on_error and summary.not_completed:
-            message = failure_message(summary)
-            log.error("%s", message)
-            # Also on stderr: Hydra's own logging may not be configured to show it.
-            print(message, file=sys.stderr, flush=True)
-            raise SweepFailed(message, summary.not_completed)

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from act_hydra.cli_args import check_output_dir, non_negative_int
 from act_hydra.errors import ActHydraError
-from act_hydra.sweep_summary import RANK_BY, failure_message, summarize_sweep
+from act_hydra.sweep_callback import failure_message
+from act_hydra.sweep_summary import RANK_BY, summarize_sweep
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

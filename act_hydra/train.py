@@ -83,17 +83,15 @@ def train(
 ) -> dict[str, Any]:
     """Train one run; return its summary. Raises an ActHydraError the CLI maps to its exit
     code (bad input before anything is written; divergence, I/O or preemption later).
-    ``task_config`` (the unresolved config) is recorded in .hydra/ once the checks pass."""
+    ``task_config`` (the unresolved config) is recorded in .hydra/ once the checks pass.
+    AlreadyComplete: the run directory's checkpoint has done every update asked for."""
     t = cfg.training
     # --- fail fast: everything checkable before a side effect -----------------------------
     validate_config(cfg)
     dist_info = init_distributed()
     run_dir = shared_run_dir(job.run_dir, dist_info)
     run_folder.check_writable(run_dir)
-    try:
-        saved = load_resume_checkpoint(t.resume, run_dir, resolved_config)
-    except AlreadyComplete as done:
-        return already_complete(done.saved)
+    saved = load_resume_checkpoint(t.resume, run_dir, resolved_config)  # or AlreadyComplete
     check_external_ready(cfg)
 
     # --- device and data ------------------------------------------------------------------
@@ -459,6 +457,8 @@ def execute(dcfg: DictConfig, job: JobContext) -> dict[str, Any]:
     cfg: TrainConfig = OmegaConf.to_object(dcfg)  # type: ignore[assignment]
     try:
         return train(cfg, job, resolved, task_config=dcfg)  # type: ignore[arg-type]
+    except AlreadyComplete as done:
+        return already_complete(done.saved)
     finally:
         cleanup()
 

@@ -33,7 +33,7 @@ SWEEP_FILE = ROOT / "osmo" / "osmo-workflow-sweep.yaml"
 SINGLE_FILE = ROOT / "osmo" / "osmo-workflow.yaml"
 SINGLE_ARGS = ["osmo.workflow_name=act-hydra-train"]
 JOBLIB = "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"
-SUMMARY_CALLBACK = "act_hydra.sweep_summary.SweepSummaryCallback"
+SUMMARY_CALLBACK = "act_hydra.sweep_callback.SweepSummaryCallback"
 
 
 # ----------------------------------------------------------------------------- Hydra's own list

@@ -13,12 +13,11 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
+from act_hydra.sweep_callback import SweepFailed, SweepSummaryCallback
 from act_hydra.sweep_summary import (
     CSV_NAME,
     MD_NAME,
     PNG_NAME,
-    SweepFailed,
-    SweepSummaryCallback,
     collect_rows,
     find_run_dirs,
     summarize_sweep,
