@@ -256,12 +256,12 @@ class Checkpointer:
     same), the RNG states are every rank's (gathered to rank 0), and rank 0 writes the file.
     """
 
-    def __init__(self, run_dir: Path, dist_info: DistInfo, **static: Any):
+    def __init__(self, run_dir: Path, dist_info: DistInfo, start_step: int = 0, **static: Any):
         self.dir = run_dir / "checkpoints"
         self.dist_info = dist_info
         self.enabled = dist_info.is_main  # the one writer
         self.static = static  # saved in every checkpoint: norm_stats, config, wandb_run_id
-        self.saved_step = 0  # the step last.pt holds: where a rerun resumes
+        self.saved_step = start_step  # the step last.pt holds: where a rerun resumes
         if self.enabled:
             remove_stale(self.dir)  # temporary files of a run killed while saving
 

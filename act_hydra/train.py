@@ -137,11 +137,11 @@ def train(
     checkpointer = Checkpointer(
         run_dir,
         dist_info,
+        start_step,
         norm_stats=norm_stats_to_tensors(data.norm_stats),
         config=resolved_config,
         wandb_run_id=tracker.wandb_run_id,
     )
-    checkpointer.saved_step = start_step
     record = RunRecord(
         run_dir,
         t.num_steps,
